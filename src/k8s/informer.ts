@@ -1,0 +1,144 @@
+// A watch cache that never gives up: client-node's ListWatch, restarted with backoff after errors.
+// ListWatch relists on 410 Gone by itself but stops on any other error; this owns the restarts.
+import {
+  ADD,
+  DELETE,
+  ERROR,
+  KubernetesObjectApi,
+  ListWatch,
+  UPDATE,
+  Watch,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+
+export interface ResourceRef {
+  /** "v1" or "group/version". */
+  apiVersion: string;
+  kind: string;
+  /** Lower-case plural, as in the URL path. */
+  plural: string;
+  /** Watch one namespace; all namespaces when left out. */
+  namespace?: string;
+  labelSelector?: string;
+}
+
+export interface InformerOptions {
+  /** First delay after an error; doubles per consecutive error up to maxBackoffMs. */
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** Told about each error before the restart is scheduled (logging, metrics). */
+  onError?: (err: unknown, retryInMs: number) => void;
+}
+
+export interface InformerStats {
+  /** Full lists: the first one, and one after each 410 Gone or failed list. */
+  lists: number;
+  /** Restarts after an error. */
+  restarts: number;
+}
+
+type Handler<T> = (obj: T) => void;
+
+export function resourcePath(ref: ResourceRef): string {
+  const base = ref.apiVersion.includes('/') ? `/apis/${ref.apiVersion}` : `/api/${ref.apiVersion}`;
+  return ref.namespace ? `${base}/namespaces/${ref.namespace}/${ref.plural}` : `${base}/${ref.plural}`;
+}
+
+export class Informer<T extends KubernetesObject> {
+  private readonly listWatch: ListWatch<T>;
+  private readonly initialBackoffMs: number;
+  private readonly maxBackoffMs: number;
+  private consecutiveErrors = 0;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private stopped = true;
+  private syncedResolve: (() => void) | undefined;
+  private readonly syncedPromise: Promise<void>;
+  readonly stats: InformerStats = { lists: 0, restarts: 0 };
+
+  constructor(kc: KubeConfig, ref: ResourceRef, private readonly opts: InformerOptions = {}) {
+    this.initialBackoffMs = opts.initialBackoffMs ?? 200;
+    this.maxBackoffMs = opts.maxBackoffMs ?? 10_000;
+    this.syncedPromise = new Promise((resolve) => (this.syncedResolve = resolve));
+    const objects = KubernetesObjectApi.makeApiClient(kc);
+    const list = async (): Promise<KubernetesListObject<T>> => {
+      this.stats.lists++;
+      const result = (await objects.list(
+        ref.apiVersion,
+        ref.kind,
+        ref.namespace,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        ref.labelSelector,
+      )) as KubernetesListObject<T>;
+      this.consecutiveErrors = 0;
+      // ListWatch fills its cache after this promise settles; setImmediate runs after that.
+      setImmediate(() => this.syncedResolve?.());
+      return result;
+    };
+    this.listWatch = new ListWatch<T>(resourcePath(ref), new Watch(kc), list, false, ref.labelSelector);
+    this.listWatch.on(ERROR, (err) => this.scheduleRestart(err));
+    const healthy = () => (this.consecutiveErrors = 0);
+    this.listWatch.on(ADD, healthy);
+    this.listWatch.on(UPDATE, healthy);
+    this.listWatch.on(DELETE, healthy);
+  }
+
+  /** Starts listing and watching; resolves once the first list is in the cache. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    void this.listWatch.start().catch((err: unknown) => this.scheduleRestart(err));
+    await this.syncedPromise;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    void this.listWatch.stop();
+  }
+
+  onAdd(handler: Handler<T>): this {
+    this.listWatch.on(ADD, handler);
+    return this;
+  }
+
+  onUpdate(handler: Handler<T>): this {
+    this.listWatch.on(UPDATE, handler);
+    return this;
+  }
+
+  onDelete(handler: Handler<T>): this {
+    this.listWatch.on(DELETE, handler);
+    return this;
+  }
+
+  get(name: string, namespace?: string): T | undefined {
+    return this.listWatch.get(name, namespace);
+  }
+
+  list(namespace?: string): readonly T[] {
+    return this.listWatch.list(namespace);
+  }
+
+  /** The resourceVersion the next watch resumes from ('' means the next start relists). */
+  resourceVersion(): string {
+    return this.listWatch.latestResourceVersion();
+  }
+
+  private scheduleRestart(err: unknown): void {
+    if (this.stopped || this.restartTimer) return;
+    const delay = Math.min(this.maxBackoffMs, this.initialBackoffMs * 2 ** this.consecutiveErrors);
+    this.consecutiveErrors++;
+    this.opts.onError?.(err, delay);
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.stopped) return;
+      this.stats.restarts++;
+      // start() keeps the last resourceVersion, so the watch resumes where it stood (or relists after a 410).
+      void this.listWatch.start().catch((e: unknown) => this.scheduleRestart(e));
+    }, delay);
+  }
+}

@@ -1,0 +1,185 @@
+// Finds or builds the official control-plane binaries (kube-apiserver, etcd, kube-controller-manager).
+// Order: $KUBEBUILDER_ASSETS, then our cache, then a one-time `go build` from tools/control-plane/go.mod.
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { controlPlaneManifestDir } from '../repo.js';
+
+export const BINARY_NAMES = ['kube-apiserver', 'etcd', 'kube-controller-manager'] as const;
+export type BinaryName = (typeof BINARY_NAMES)[number];
+
+export interface Binaries {
+  kubeApiserver: string;
+  etcd: string;
+  kubeControllerManager: string;
+  /** kubectl from the assets folder when it has one, else the one on PATH. */
+  kubectl: string;
+  /** Where each binary came from, for `perch sandbox prepare` to report. */
+  source: 'KUBEBUILDER_ASSETS' | 'cache' | 'built';
+  dir: string;
+}
+
+export type Progress = (line: string) => void;
+
+const GO_PACKAGES: Record<BinaryName, string> = {
+  'kube-apiserver': 'k8s.io/kubernetes/cmd/kube-apiserver',
+  'kube-controller-manager': 'k8s.io/kubernetes/cmd/kube-controller-manager',
+  etcd: './etcd',
+};
+
+/** The Kubernetes version pinned in tools/control-plane/go.mod (the one place it is written). */
+export function pinnedKubernetesVersion(manifestDir = controlPlaneManifestDir): string {
+  const goMod = readFileSync(join(manifestDir, 'go.mod'), 'utf8');
+  const match = /^\s*k8s\.io\/kubernetes\s+(v\d+\.\d+\.\d+)\s*$/m.exec(goMod);
+  if (!match?.[1]) throw new Error(`no k8s.io/kubernetes version in ${manifestDir}/go.mod`);
+  return match[1];
+}
+
+/** The cache folder for this manifest: a new go.mod or go.sum gets a new folder, so never a stale build. */
+export function cacheDir(manifestDir = controlPlaneManifestDir): string {
+  const base = process.env.PERCH_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'perch');
+  const hash = createHash('sha256');
+  for (const f of ['go.mod', 'go.sum', 'etcd/main.go']) hash.update(readFileSync(join(manifestDir, f)));
+  const id = `${pinnedKubernetesVersion(manifestDir)}-${process.platform}-${process.arch}-${hash.digest('hex').slice(0, 12)}`;
+  return join(base, 'control-plane', id);
+}
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function complete(dir: string, names: readonly string[]): boolean {
+  return names.every((n) => executable(join(dir, n)));
+}
+
+function withKubectl(dir: string, source: Binaries['source'], binDirs: Record<BinaryName, string>): Binaries {
+  const localKubectl = join(dir, 'kubectl');
+  return {
+    kubeApiserver: join(binDirs['kube-apiserver'], 'kube-apiserver'),
+    etcd: join(binDirs.etcd, 'etcd'),
+    kubeControllerManager: join(binDirs['kube-controller-manager'], 'kube-controller-manager'),
+    kubectl: executable(localKubectl) ? localKubectl : 'kubectl',
+    source,
+    dir,
+  };
+}
+
+/**
+ * Returns the binaries, building what is missing. setup-envtest's folders have no
+ * kube-controller-manager; that one then comes from our cache or build.
+ */
+export async function prepareBinaries(progress: Progress = () => {}): Promise<Binaries> {
+  const assets = process.env.KUBEBUILDER_ASSETS;
+  const cache = cacheDir();
+  if (assets) {
+    if (!complete(assets, ['kube-apiserver', 'etcd'])) {
+      throw new Error(
+        `KUBEBUILDER_ASSETS=${assets} has no executable kube-apiserver and etcd. ` +
+          'Point it at a folder made by `setup-envtest use -p path`, or unset it to build them with Go.',
+      );
+    }
+    const kcmDir = complete(assets, ['kube-controller-manager'])
+      ? assets
+      : (await ensureBuilt(cache, ['kube-controller-manager'], progress), cache);
+    return withKubectl(assets, 'KUBEBUILDER_ASSETS', {
+      'kube-apiserver': assets,
+      etcd: assets,
+      'kube-controller-manager': kcmDir,
+    });
+  }
+  const built = await ensureBuilt(cache, BINARY_NAMES, progress);
+  return withKubectl(cache, built ? 'built' : 'cache', { 'kube-apiserver': cache, etcd: cache, 'kube-controller-manager': cache });
+}
+
+/** Builds `names` into `dir` unless they are there. Returns whether it built anything. */
+async function ensureBuilt(dir: string, names: readonly BinaryName[], progress: Progress): Promise<boolean> {
+  const missing = names.filter((n) => !executable(join(dir, n)));
+  if (missing.length === 0) return false;
+  const go = findGo();
+  const version = pinnedKubernetesVersion();
+  progress(`building ${missing.join(', ')} ${version} with ${go.version} (first run only; takes several minutes)`);
+  // Build into a private folder, then move into place: a killed build never leaves a half binary.
+  const staging = `${dir}.partial-${process.pid}`;
+  rmSync(staging, { recursive: true, force: true });
+  mkdirSync(staging, { recursive: true });
+  const pkgs = missing.map((n) => GO_PACKAGES[n]);
+  const env = { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-mod=mod', CGO_ENABLED: '0' };
+  progress('resolving Go modules (downloads them on a first run)');
+  const total = await countLines(go.path, ['list', '-deps', ...pkgs], env);
+  const ldflags = [
+    '-s',
+    '-w',
+    `-X k8s.io/component-base/version.gitVersion=${version}`,
+    `-X k8s.io/component-base/version.gitMajor=${version.split('.')[0]?.slice(1)}`,
+    `-X k8s.io/component-base/version.gitMinor=${version.split('.')[1]}`,
+    '-X k8s.io/component-base/version.gitTreeState=clean',
+    `-X k8s.io/client-go/pkg/version.gitVersion=${version}`,
+  ].join(' ');
+  let compiled = 0;
+  let lastShown = 0;
+  await runGo(go.path, ['build', '-v', '-trimpath', '-ldflags', ldflags, '-o', `${staging}/`, ...pkgs], env, () => {
+    compiled++;
+    const pct = Math.min(99, Math.floor((compiled / total) * 100));
+    if (pct >= lastShown + 5) {
+      lastShown = pct;
+      progress(`compiling: ${pct}% (${compiled}/${total} packages)`);
+    }
+  });
+  mkdirSync(dir, { recursive: true });
+  for (const n of missing) renameSync(join(staging, n), join(dir, n));
+  writeFileSync(join(dir, 'VERSION'), `${version}\n`);
+  rmSync(staging, { recursive: true, force: true });
+  progress(`built into ${dir}`);
+  return true;
+}
+
+function findGo(): { path: string; version: string } {
+  const candidates = [process.env.GO, 'go', '/usr/local/go/bin/go'].filter((c): c is string => !!c);
+  for (const path of candidates) {
+    const out = spawnSync(path, ['env', 'GOVERSION'], { encoding: 'utf8' });
+    if (out.status === 0) return { path, version: out.stdout.trim() };
+  }
+  throw new Error(
+    'The control-plane binaries are not built yet and Go is not installed to build them.\n' +
+      'Either install Go 1.24 or newer (https://go.dev/doc/install) and run `perch sandbox prepare`,\n' +
+      'or fetch prebuilt envtest binaries and point KUBEBUILDER_ASSETS at them:\n' +
+      '  go run sigs.k8s.io/controller-runtime/tools/setup-envtest@latest use 1.33.x -p path\n' +
+      '  export KUBEBUILDER_ASSETS=<the printed folder>',
+  );
+}
+
+function countLines(go: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let n = 0;
+  return runGo(go, args, env, () => n++).then(() => Math.max(n, 1));
+}
+
+/** Runs go in the manifest folder; calls onLine for each stdout/stderr line; rejects with its output tail. */
+function runGo(go: string, args: string[], env: NodeJS.ProcessEnv, onLine: (l: string) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(go, args, { cwd: controlPlaneManifestDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const tail: string[] = [];
+    const take = (line: string) => {
+      tail.push(line);
+      if (tail.length > 30) tail.shift();
+      if (!line.startsWith('go: downloading')) onLine(line);
+    };
+    createInterface(proc.stdout).on('line', take);
+    createInterface(proc.stderr).on('line', take);
+    proc.once('error', reject);
+    proc.once('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`go ${args[0]} failed (exit ${code}):\n${tail.join('\n')}`)),
+    );
+  });
+}
+
+export function binariesPresent(dir: string): boolean {
+  return existsSync(dir) && complete(dir, BINARY_NAMES);
+}

@@ -1,0 +1,46 @@
+// etcd for the sandbox: one member on loopback ports, its data in the sandbox's folder.
+import { join } from 'node:path';
+import { startChild, untilReady, type Child } from '../child-process.js';
+import { freePort, LOOPBACK } from '../free-port.js';
+import { waitFor } from '../wait.js';
+
+export interface Etcd {
+  child: Child;
+  url: string;
+}
+
+export async function startEtcd(binary: string, dir: string): Promise<Etcd> {
+  const [clientPort, peerPort] = [await freePort(), await freePort()];
+  const url = `http://${LOOPBACK}:${clientPort}`;
+  const peer = `http://${LOOPBACK}:${peerPort}`;
+  const child = startChild({
+    name: 'etcd',
+    command: binary,
+    args: [
+      '--name=perch',
+      `--data-dir=${join(dir, 'etcd')}`,
+      `--listen-client-urls=${url}`,
+      `--advertise-client-urls=${url}`,
+      `--listen-peer-urls=${peer}`,
+      `--initial-advertise-peer-urls=${peer}`,
+      `--initial-cluster=perch=${peer}`,
+      '--listen-metrics-urls=',
+      // A throwaway store: durability buys nothing here and fsync costs the tests seconds.
+      '--unsafe-no-fsync',
+      '--log-level=warn',
+    ],
+    logFile: join(dir, 'etcd.log'),
+  });
+  await untilReady(
+    child,
+    waitFor(
+      async () => {
+        const res = await fetch(`${url}/health`);
+        const body = (await res.json()) as { health?: string };
+        return body.health === 'true' ? true : undefined;
+      },
+      { what: `etcd health at ${url}` },
+    ),
+  );
+  return { child, url };
+}

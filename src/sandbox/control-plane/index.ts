@@ -1,0 +1,172 @@
+// The local control plane: official etcd, kube-apiserver and kube-controller-manager on 127.0.0.1.
+// One call starts it (`startControlPlane`), one call (`stop`) ends every process and removes its data.
+import { KubeConfig } from '@kubernetes/client-node';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pidAlive, type Child } from '../child-process.js';
+import { parseFaultSpec, startFaultProxy, type FaultProxy, type FaultSpec } from '../faults/proxy.js';
+import { freePort } from '../free-port.js';
+import { crdsDir as defaultCrdsDir } from '../repo.js';
+import { prepareBinaries, type Binaries, type Progress } from './binaries.js';
+import { installCrds } from './crds.js';
+import { writeCredentials, type Credentials } from './credentials.js';
+import { startEtcd } from './etcd.js';
+import { startApiServer, type ApiServerConfig } from './kube-apiserver.js';
+import { startControllerManager } from './kube-controller-manager.js';
+import { writeKubeconfig } from './kubeconfig.js';
+
+export interface ControlPlaneOptions {
+  /** Where to write the admin kubeconfig; default: inside the sandbox's data folder. */
+  kubeconfig?: string;
+  /** kube-apiserver's secure port; default: a free one. */
+  port?: number;
+  /** Write the API server's audit log (Metadata level, JSON lines) here. */
+  auditLog?: string;
+  /** Put the seeded fault-injecting proxy in front of the API server and point the kubeconfig at it. */
+  faults?: FaultSpec | string;
+  /** Folder of CRDs to install; default: the repository's crds/. */
+  crdsDir?: string;
+  /** Progress lines (binary builds); default: none. */
+  progress?: Progress;
+}
+
+export interface ControlPlane {
+  /** The URL clients use: the fault proxy when faults are on, else kube-apiserver. */
+  server: string;
+  /** kube-apiserver itself. */
+  apiServerUrl: string;
+  /** Admin kubeconfig: CA plus bearer token, kubectl needs no flag. */
+  kubeconfig: string;
+  token: string;
+  caPem: string;
+  auditLog: string | undefined;
+  etcdUrl: string;
+  dataDir: string;
+  binaries: Binaries;
+  faultProxy: FaultProxy | undefined;
+  /** A client-node KubeConfig loaded from `kubeconfig`. */
+  kubeConfig(): KubeConfig;
+  /** PIDs of every process the sandbox runs now. */
+  pids(): number[];
+  /** Stops kube-apiserver and starts it again on the same port, data and certificate. */
+  restartApiServer(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const DIR_PREFIX = 'perch-sandbox-';
+const OWNER_FILE = 'launcher.pid';
+
+/**
+ * Removes data folders of sandboxes whose launcher is gone. A launcher killed with SIGKILL
+ * takes its children with it (pdeathsig) but cannot remove its folder; the next start does.
+ */
+function sweepStaleDirs(): void {
+  for (const name of readdirSync(tmpdir())) {
+    if (!name.startsWith(DIR_PREFIX)) continue;
+    const dir = join(tmpdir(), name);
+    try {
+      const pid = Number(readFileSync(join(dir, OWNER_FILE), 'utf8'));
+      if (pid > 0 && !pidAlive(pid)) rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // Not ours to judge (no owner file yet, or not readable): leave it.
+    }
+  }
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const binaries = await prepareBinaries(opts.progress);
+  sweepStaleDirs();
+  const dataDir = mkdtempSync(join(tmpdir(), DIR_PREFIX));
+  writeFileSync(join(dataDir, OWNER_FILE), String(process.pid));
+  const children: Child[] = [];
+  let faultProxy: FaultProxy | undefined;
+  const stopAll = async () => {
+    await faultProxy?.close();
+    // Reverse start order: the controller manager and API server before the store they use.
+    for (const child of [...children].reverse()) await child.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    const credentials: Credentials = writeCredentials(dataDir);
+    const etcd = await startEtcd(binaries.etcd, dataDir);
+    children.push(etcd.child);
+    const apiConfig: ApiServerConfig = {
+      binary: binaries.kubeApiserver,
+      dir: dataDir,
+      port: opts.port ?? (await freePort()),
+      etcdUrl: etcd.url,
+      credentials,
+      auditLog: opts.auditLog,
+    };
+    let api = await startApiServer(apiConfig);
+    children.push(api.child);
+
+    let server = api.url;
+    if (opts.faults) {
+      const spec = typeof opts.faults === 'string' ? parseFaultSpec(opts.faults) : opts.faults;
+      faultProxy = await startFaultProxy({ target: api.url, caPem: api.caPem, ...servingKeyPair(dataDir), spec });
+      server = faultProxy.url;
+    }
+    const kubeconfig = writeKubeconfig(opts.kubeconfig ?? join(dataDir, 'admin.kubeconfig'), {
+      server,
+      caPem: api.caPem,
+      token: credentials.admin.token,
+      user: credentials.admin.name,
+    });
+    // Straight to the API server, so a fault spec cannot fail the sandbox's own setup.
+    const setupConfig = new KubeConfig();
+    setupConfig.loadFromFile(writeKubeconfig(join(dataDir, 'setup.kubeconfig'), {
+      server: api.url,
+      caPem: api.caPem,
+      token: credentials.admin.token,
+      user: credentials.admin.name,
+    }));
+    await installCrds(setupConfig, opts.crdsDir ?? defaultCrdsDir);
+    // Started after the CRDs exist, so the garbage collector watches their objects from its first sync.
+    children.push(
+      startControllerManager(binaries.kubeControllerManager, dataDir, api.url, api.caPem, credentials.controllerManager),
+    );
+
+    return {
+      server,
+      apiServerUrl: api.url,
+      kubeconfig,
+      token: credentials.admin.token,
+      caPem: api.caPem,
+      auditLog: opts.auditLog,
+      etcdUrl: etcd.url,
+      dataDir,
+      binaries,
+      faultProxy,
+      kubeConfig() {
+        const kc = new KubeConfig();
+        kc.loadFromFile(kubeconfig);
+        return kc;
+      },
+      pids: () => children.filter((c) => c.isRunning()).map((c) => c.pid),
+      async restartApiServer() {
+        const old = api.child;
+        await old.stop();
+        api = await startApiServer(apiConfig);
+        children.splice(children.indexOf(old), 1, api.child);
+      },
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+/** kube-apiserver's own serving key pair, which the fault proxy reuses so the kubeconfig CA fits both. */
+function servingKeyPair(dir: string): { certPem: string; keyPem: string } {
+  return {
+    certPem: readFileSync(join(dir, 'pki', 'apiserver.crt'), 'utf8'),
+    keyPem: readFileSync(join(dir, 'pki', 'apiserver.key'), 'utf8'),
+  };
+}
+
+export { prepareBinaries, pinnedKubernetesVersion, cacheDir } from './binaries.js';
+export { writeKubeconfig } from './kubeconfig.js';
+export { installCrds } from './crds.js';

@@ -1,0 +1,108 @@
+// kube-apiserver for the sandbox: RBAC on, anonymous refused, static bearer tokens, loopback only.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { startChild, untilReady, type Child } from '../child-process.js';
+import { LOOPBACK } from '../free-port.js';
+import { waitFor } from '../wait.js';
+import type { Credentials } from './credentials.js';
+
+export interface ApiServerConfig {
+  binary: string;
+  dir: string;
+  port: number;
+  etcdUrl: string;
+  credentials: Credentials;
+  auditLog?: string;
+}
+
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Metadata
+`;
+
+function args(c: ApiServerConfig): string[] {
+  const a = [
+    `--etcd-servers=${c.etcdUrl}`,
+    `--bind-address=${LOOPBACK}`,
+    `--advertise-address=${LOOPBACK}`,
+    `--secure-port=${c.port}`,
+    // With no --tls-cert-file it writes a self-signed CA and serving certificate here (for 127.0.0.1),
+    // and reuses them after a restart, so the kubeconfig's CA stays valid.
+    `--cert-dir=${join(c.dir, 'pki')}`,
+    '--service-cluster-ip-range=10.0.0.0/24',
+    '--authorization-mode=RBAC',
+    '--anonymous-auth=false',
+    `--token-auth-file=${c.credentials.tokenFile}`,
+    '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+    `--service-account-key-file=${c.credentials.serviceAccountPub}`,
+    `--service-account-signing-key-file=${c.credentials.serviceAccountKey}`,
+    // No service-account token controller runs, so the admission plugin would refuse every Pod.
+    '--disable-admission-plugins=ServiceAccount',
+    '--allow-privileged=true',
+    '--v=1',
+  ];
+  if (c.auditLog) {
+    const policy = join(c.dir, 'audit-policy.yaml');
+    writeFileSync(policy, AUDIT_POLICY);
+    a.push(`--audit-policy-file=${policy}`, `--audit-log-path=${c.auditLog}`, '--audit-log-format=json');
+    a.push('--audit-log-mode=blocking', '--audit-log-maxsize=0');
+  }
+  return a;
+}
+
+/** The CA bundle kube-apiserver wrote for its self-signed serving certificate. */
+export function servingCaPath(dir: string): string {
+  return join(dir, 'pki', 'apiserver.crt');
+}
+
+/** GET a path with the admin token; resolves with the status code and body. */
+export function getWithToken(
+  url: string,
+  caPem: string,
+  token: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { ca: caPem, headers: { authorization: `Bearer ${token}` } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.once('error', reject);
+    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+export interface ApiServer {
+  child: Child;
+  url: string;
+  caPem: string;
+}
+
+/** Starts kube-apiserver and resolves once /readyz answers ok. */
+export async function startApiServer(c: ApiServerConfig): Promise<ApiServer> {
+  const child = startChild({ name: 'kube-apiserver', command: c.binary, args: args(c), logFile: join(c.dir, 'kube-apiserver.log') });
+  const url = `https://${LOOPBACK}:${c.port}`;
+  const caFile = servingCaPath(c.dir);
+  const caPem = await untilReady(
+    child,
+    waitFor(async () => (existsSync(caFile) ? readFileSync(caFile, 'utf8') : undefined), {
+      what: 'kube-apiserver serving certificate',
+    }),
+  );
+  await untilReady(
+    child,
+    waitFor(
+      async () => {
+        const r = await getWithToken(`${url}/readyz`, caPem, c.credentials.admin.token);
+        return r.status === 200 && r.body.trim() === 'ok' ? true : undefined;
+      },
+      { what: `kube-apiserver /readyz at ${url}`, timeoutMs: 120_000 },
+    ),
+  );
+  return { child, url, caPem };
+}

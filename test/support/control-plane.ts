@@ -1,0 +1,45 @@
+// One local control plane per mocha run, started by the first test that asks for it.
+// Each test takes its own namespace, so tests never see each other's objects.
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startControlPlane, type ControlPlane } from '../../src/sandbox/control-plane/index.js';
+
+let shared: Promise<ControlPlane> | undefined;
+const namespaces: { kc: KubeConfig; name: string }[] = [];
+
+/** The suite's control plane (audit log on), started on first use and stopped after the run. */
+export function sharedControlPlane(): Promise<ControlPlane> {
+  shared ??= startControlPlane({
+    auditLog: join(mkdtempSync(join(tmpdir(), 'perch-test-audit-')), 'audit.log'),
+    progress: (line) => process.stderr.write(`  [control plane] ${line}\n`),
+  });
+  return shared;
+}
+
+export async function stopSharedControlPlane(): Promise<void> {
+  if (!shared) return;
+  const cp = await shared.catch(() => undefined);
+  shared = undefined;
+  await cp?.stop();
+}
+
+/** A fresh namespace named after the test; deleted (without waiting) when the run ends. */
+export async function testNamespace(kc: KubeConfig, prefix: string): Promise<string> {
+  const slug = prefix.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
+  const name = `${slug}-${randomBytes(3).toString('hex')}`;
+  await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name } } });
+  namespaces.push({ kc, name });
+  return name;
+}
+
+export async function deleteTestNamespaces(): Promise<void> {
+  for (const { kc, name } of namespaces.splice(0)) {
+    await kc
+      .makeApiClient(CoreV1Api)
+      .deleteNamespace({ name })
+      .catch(() => undefined);
+  }
+}
