@@ -12,5 +12,7 @@ runMain('kubectl-perch', async () => {
     process.stdout.write(`${USAGE}\n`);
     return command === undefined ? 2 : 0;
   }
-  throw new UsageError(`"${command}" needs the Rollout API (perch.dev/v1alpha1), which this build does not have yet\n${USAGE}`);
+  throw new UsageError(
+    `"${command}" needs the Rollout API (perch.dev/v1alpha1), which this build does not have yet\n${USAGE}`,
+  );
 });

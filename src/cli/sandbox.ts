@@ -37,12 +37,17 @@ export async function sandboxCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${SANDBOX_USAGE}\n`);
     return 0;
   }
-  if (!values.kubeconfig) throw new UsageError(`--kubeconfig FILE is required: where to write the admin kubeconfig\n${SANDBOX_USAGE}`);
+  if (!values.kubeconfig)
+    throw new UsageError(
+      `--kubeconfig FILE is required: where to write the admin kubeconfig\n${SANDBOX_USAGE}`,
+    );
   let port: number | undefined;
   if (values.port !== undefined) {
     port = Number(values.port);
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
-      throw new UsageError(`--port ${values.port} is not a TCP port; give a number from 1 to 65535, or leave it out for a free one`);
+      throw new UsageError(
+        `--port ${values.port} is not a TCP port; give a number from 1 to 65535, or leave it out for a free one`,
+      );
     }
   }
   let faults;

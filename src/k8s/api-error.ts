@@ -45,7 +45,12 @@ export function apiError(err: unknown): ApiError {
     return { kind: 'transient', code: 0, reason: 'NetworkError', message: e?.message ?? String(err) };
   }
   const status = parseBody(e.body);
-  return { kind: kindOf(code), code, reason: status.reason ?? '', message: status.message ?? e.message ?? `HTTP ${code}` };
+  return {
+    kind: kindOf(code),
+    code,
+    reason: status.reason ?? '',
+    message: status.message ?? e.message ?? `HTTP ${code}`,
+  };
 }
 
 /** An Error whose message is the server's, for places that only report. */

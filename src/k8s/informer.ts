@@ -57,7 +57,11 @@ export class Informer<T extends KubernetesObject> {
   private readonly syncedPromise: Promise<void>;
   readonly stats: InformerStats = { lists: 0, restarts: 0 };
 
-  constructor(kc: KubeConfig, ref: ResourceRef, private readonly opts: InformerOptions = {}) {
+  constructor(
+    kc: KubeConfig,
+    ref: ResourceRef,
+    private readonly opts: InformerOptions = {},
+  ) {
     this.initialBackoffMs = opts.initialBackoffMs ?? 200;
     this.maxBackoffMs = opts.maxBackoffMs ?? 10_000;
     this.syncedPromise = new Promise((resolve) => (this.syncedResolve = resolve));

@@ -28,7 +28,11 @@ export async function stopSharedControlPlane(): Promise<void> {
 
 /** A fresh namespace named after the test; deleted (without waiting) when the run ends. */
 export async function testNamespace(kc: KubeConfig, prefix: string): Promise<string> {
-  const slug = prefix.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
+  const slug = prefix
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .slice(0, 40);
   const name = `${slug}-${randomBytes(3).toString('hex')}`;
   await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name } } });
   namespaces.push({ kc, name });

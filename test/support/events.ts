@@ -22,7 +22,11 @@ export class EventLog<T> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w.resolve !== done);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; seen: ${JSON.stringify(this.seen).slice(-800)}`));
+        reject(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for ${what}; seen: ${JSON.stringify(this.seen).slice(-800)}`,
+          ),
+        );
       }, timeoutMs);
       const done = (v: T) => {
         clearTimeout(timer);

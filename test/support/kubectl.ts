@@ -1,5 +1,6 @@
 // Runs the real kubectl against a kubeconfig, as a person would.
 import { spawn } from 'node:child_process';
+import { prepareBinaries } from '../../src/sandbox/control-plane/binaries.js';
 
 export interface KubectlResult {
   code: number;
@@ -7,9 +8,18 @@ export interface KubectlResult {
   stderr: string;
 }
 
-export function kubectl(kubeconfig: string, args: string[], input?: string): Promise<KubectlResult> {
+let command: Promise<string> | undefined;
+
+/** The kubectl `perch sandbox prepare` picked: envtest's, else PATH's, else the one it built. */
+export function kubectlCommand(): Promise<string> {
+  command ??= prepareBinaries().then((b) => b.kubectl);
+  return command;
+}
+
+export async function kubectl(kubeconfig: string, args: string[], input?: string): Promise<KubectlResult> {
+  const bin = await kubectlCommand();
   return new Promise((resolve, reject) => {
-    const proc = spawn('kubectl', args, {
+    const proc = spawn(bin, args, {
       env: { ...process.env, KUBECONFIG: kubeconfig },
       stdio: ['pipe', 'pipe', 'pipe'],
     });

@@ -2,7 +2,16 @@
 // Order: $KUBEBUILDER_ASSETS, then our cache, then a one-time `go build` from tools/control-plane/go.mod.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -10,12 +19,14 @@ import { controlPlaneManifestDir } from '../repo.js';
 
 export const BINARY_NAMES = ['kube-apiserver', 'etcd', 'kube-controller-manager'] as const;
 export type BinaryName = (typeof BINARY_NAMES)[number];
+/** kubectl is built too, but only on a machine that has none on PATH. */
+type Buildable = BinaryName | 'kubectl';
 
 export interface Binaries {
   kubeApiserver: string;
   etcd: string;
   kubeControllerManager: string;
-  /** kubectl from the assets folder when it has one, else the one on PATH. */
+  /** kubectl from the assets folder, else the one on PATH, else the one built into the cache. */
   kubectl: string;
   /** Where each binary came from, for `perch sandbox prepare` to report. */
   source: 'KUBEBUILDER_ASSETS' | 'cache' | 'built';
@@ -24,8 +35,9 @@ export interface Binaries {
 
 export type Progress = (line: string) => void;
 
-const GO_PACKAGES: Record<BinaryName, string> = {
+const GO_PACKAGES: Record<Buildable, string> = {
   'kube-apiserver': 'k8s.io/kubernetes/cmd/kube-apiserver',
+  kubectl: 'k8s.io/kubernetes/cmd/kubectl',
   'kube-controller-manager': 'k8s.io/kubernetes/cmd/kube-controller-manager',
   etcd: './etcd',
 };
@@ -40,7 +52,8 @@ export function pinnedKubernetesVersion(manifestDir = controlPlaneManifestDir): 
 
 /** The cache folder for this manifest: a new go.mod or go.sum gets a new folder, so never a stale build. */
 export function cacheDir(manifestDir = controlPlaneManifestDir): string {
-  const base = process.env.PERCH_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'perch');
+  const base =
+    process.env.PERCH_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'perch');
   const hash = createHash('sha256');
   for (const f of ['go.mod', 'go.sum', 'etcd/main.go']) hash.update(readFileSync(join(manifestDir, f)));
   const id = `${pinnedKubernetesVersion(manifestDir)}-${process.platform}-${process.arch}-${hash.digest('hex').slice(0, 12)}`;
@@ -60,13 +73,22 @@ function complete(dir: string, names: readonly string[]): boolean {
   return names.every((n) => executable(join(dir, n)));
 }
 
-function withKubectl(dir: string, source: Binaries['source'], binDirs: Record<BinaryName, string>): Binaries {
-  const localKubectl = join(dir, 'kubectl');
+function kubectlOnPath(): boolean {
+  return spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
+}
+
+/** kubectl: the assets folder's when it has one, else the one on PATH, else the one built into our cache. */
+function pickKubectl(assets: string | undefined, cache: string): string {
+  if (assets && executable(join(assets, 'kubectl'))) return join(assets, 'kubectl');
+  return kubectlOnPath() ? 'kubectl' : join(cache, 'kubectl');
+}
+
+function binaries(source: Binaries['source'], dir: string, kcmDir: string, kubectl: string): Binaries {
   return {
-    kubeApiserver: join(binDirs['kube-apiserver'], 'kube-apiserver'),
-    etcd: join(binDirs.etcd, 'etcd'),
-    kubeControllerManager: join(binDirs['kube-controller-manager'], 'kube-controller-manager'),
-    kubectl: executable(localKubectl) ? localKubectl : 'kubectl',
+    kubeApiserver: join(dir, 'kube-apiserver'),
+    etcd: join(dir, 'etcd'),
+    kubeControllerManager: join(kcmDir, 'kube-controller-manager'),
+    kubectl,
     source,
     dir,
   };
@@ -89,23 +111,22 @@ export async function prepareBinaries(progress: Progress = () => {}): Promise<Bi
     const kcmDir = complete(assets, ['kube-controller-manager'])
       ? assets
       : (await ensureBuilt(cache, ['kube-controller-manager'], progress), cache);
-    return withKubectl(assets, 'KUBEBUILDER_ASSETS', {
-      'kube-apiserver': assets,
-      etcd: assets,
-      'kube-controller-manager': kcmDir,
-    });
+    return binaries('KUBEBUILDER_ASSETS', assets, kcmDir, pickKubectl(assets, cache));
   }
-  const built = await ensureBuilt(cache, BINARY_NAMES, progress);
-  return withKubectl(cache, built ? 'built' : 'cache', { 'kube-apiserver': cache, etcd: cache, 'kube-controller-manager': cache });
+  const wanted: Buildable[] = kubectlOnPath() ? [...BINARY_NAMES] : [...BINARY_NAMES, 'kubectl'];
+  const built = await ensureBuilt(cache, wanted, progress);
+  return binaries(built ? 'built' : 'cache', cache, cache, pickKubectl(undefined, cache));
 }
 
 /** Builds `names` into `dir` unless they are there. Returns whether it built anything. */
-async function ensureBuilt(dir: string, names: readonly BinaryName[], progress: Progress): Promise<boolean> {
+async function ensureBuilt(dir: string, names: readonly Buildable[], progress: Progress): Promise<boolean> {
   const missing = names.filter((n) => !executable(join(dir, n)));
   if (missing.length === 0) return false;
   const go = findGo();
   const version = pinnedKubernetesVersion();
-  progress(`building ${missing.join(', ')} ${version} with ${go.version} (first run only; takes several minutes)`);
+  progress(
+    `building ${missing.join(', ')} ${version} with ${go.version} (first run only; takes several minutes)`,
+  );
   // Build into a private folder, then move into place: a killed build never leaves a half binary.
   const staging = `${dir}.partial-${process.pid}`;
   rmSync(staging, { recursive: true, force: true });
@@ -125,14 +146,19 @@ async function ensureBuilt(dir: string, names: readonly BinaryName[], progress: 
   ].join(' ');
   let compiled = 0;
   let lastShown = 0;
-  await runGo(go.path, ['build', '-v', '-trimpath', '-ldflags', ldflags, '-o', `${staging}/`, ...pkgs], env, () => {
-    compiled++;
-    const pct = Math.min(99, Math.floor((compiled / total) * 100));
-    if (pct >= lastShown + 5) {
-      lastShown = pct;
-      progress(`compiling: ${pct}% (${compiled}/${total} packages)`);
-    }
-  });
+  await runGo(
+    go.path,
+    ['build', '-v', '-trimpath', '-ldflags', ldflags, '-o', `${staging}/`, ...pkgs],
+    env,
+    () => {
+      compiled++;
+      const pct = Math.min(99, Math.floor((compiled / total) * 100));
+      if (pct >= lastShown + 5) {
+        lastShown = pct;
+        progress(`compiling: ${pct}% (${compiled}/${total} packages)`);
+      }
+    },
+  );
   mkdirSync(dir, { recursive: true });
   for (const n of missing) renameSync(join(staging, n), join(dir, n));
   writeFileSync(join(dir, 'VERSION'), `${version}\n`);
@@ -162,7 +188,12 @@ function countLines(go: string, args: string[], env: NodeJS.ProcessEnv): Promise
 }
 
 /** Runs go in the manifest folder; calls onLine for each stdout/stderr line; rejects with its output tail. */
-function runGo(go: string, args: string[], env: NodeJS.ProcessEnv, onLine: (l: string) => void): Promise<void> {
+function runGo(
+  go: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  onLine: (l: string) => void,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const proc = spawn(go, args, { cwd: controlPlaneManifestDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const tail: string[] = [];

@@ -49,8 +49,11 @@ export interface ControlPlane {
   kubeConfig(): KubeConfig;
   /** PIDs of every process the sandbox runs now. */
   pids(): number[];
-  /** Stops kube-apiserver and starts it again on the same port, data and certificate. */
-  restartApiServer(): Promise<void>;
+  /**
+   * Stops kube-apiserver and starts it again on the same port, data and certificate;
+   * `whileStopped` runs in between (tests use it to advance and compact etcd).
+   */
+  restartApiServer(whileStopped?: () => Promise<void>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -105,7 +108,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     let server = api.url;
     if (opts.faults) {
       const spec = typeof opts.faults === 'string' ? parseFaultSpec(opts.faults) : opts.faults;
-      faultProxy = await startFaultProxy({ target: api.url, caPem: api.caPem, ...servingKeyPair(dataDir), spec });
+      faultProxy = await startFaultProxy({
+        target: api.url,
+        caPem: api.caPem,
+        ...servingKeyPair(dataDir),
+        spec,
+      });
       server = faultProxy.url;
     }
     const kubeconfig = writeKubeconfig(opts.kubeconfig ?? join(dataDir, 'admin.kubeconfig'), {
@@ -116,16 +124,24 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     });
     // Straight to the API server, so a fault spec cannot fail the sandbox's own setup.
     const setupConfig = new KubeConfig();
-    setupConfig.loadFromFile(writeKubeconfig(join(dataDir, 'setup.kubeconfig'), {
-      server: api.url,
-      caPem: api.caPem,
-      token: credentials.admin.token,
-      user: credentials.admin.name,
-    }));
+    setupConfig.loadFromFile(
+      writeKubeconfig(join(dataDir, 'setup.kubeconfig'), {
+        server: api.url,
+        caPem: api.caPem,
+        token: credentials.admin.token,
+        user: credentials.admin.name,
+      }),
+    );
     await installCrds(setupConfig, opts.crdsDir ?? defaultCrdsDir);
     // Started after the CRDs exist, so the garbage collector watches their objects from its first sync.
     children.push(
-      startControllerManager(binaries.kubeControllerManager, dataDir, api.url, api.caPem, credentials.controllerManager),
+      startControllerManager(
+        binaries.kubeControllerManager,
+        dataDir,
+        api.url,
+        api.caPem,
+        credentials.controllerManager,
+      ),
     );
 
     return {
@@ -145,9 +161,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         return kc;
       },
       pids: () => children.filter((c) => c.isRunning()).map((c) => c.pid),
-      async restartApiServer() {
+      async restartApiServer(whileStopped) {
         const old = api.child;
         await old.stop();
+        await whileStopped?.();
         api = await startApiServer(apiConfig);
         children.splice(children.indexOf(old), 1, api.child);
       },
@@ -160,7 +177,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
 }
 
 /** kube-apiserver's own serving key pair, which the fault proxy reuses so the kubeconfig CA fits both. */
-function servingKeyPair(dir: string): { certPem: string; keyPem: string } {
+export function servingKeyPair(dir: string): { certPem: string; keyPem: string } {
   return {
     certPem: readFileSync(join(dir, 'pki', 'apiserver.crt'), 'utf8'),
     keyPem: readFileSync(join(dir, 'pki', 'apiserver.key'), 'utf8'),

@@ -85,7 +85,12 @@ export interface ApiServer {
 
 /** Starts kube-apiserver and resolves once /readyz answers ok. */
 export async function startApiServer(c: ApiServerConfig): Promise<ApiServer> {
-  const child = startChild({ name: 'kube-apiserver', command: c.binary, args: args(c), logFile: join(c.dir, 'kube-apiserver.log') });
+  const child = startChild({
+    name: 'kube-apiserver',
+    command: c.binary,
+    args: args(c),
+    logFile: join(c.dir, 'kube-apiserver.log'),
+  });
   const url = `https://${LOOPBACK}:${c.port}`;
   const caFile = servingCaPath(c.dir);
   const caPem = await untilReady(

@@ -1,7 +1,13 @@
 // A seeded fault-injecting reverse proxy in front of kube-apiserver (`perch sandbox --faults`).
 // It answers a seeded share of requests with 500/429/409, adds latency, cuts watches; the rest passes byte for byte.
-import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type ServerResponse,
+} from 'node:http';
 import { Agent, createServer as createHttpsServer, request as httpsRequest } from 'node:https';
+import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { connect as netConnect } from 'node:net';
@@ -42,6 +48,10 @@ export interface FaultProxy {
   records(): FaultRecord[];
   /** Cuts every open watch stream now (tests use it to force a reconnect at a chosen moment). */
   cutWatches(): number;
+  /** How many watch streams are open now. */
+  openWatchCount(): number;
+  /** Emits 'watch' (FaultRecord) when a watch stream has been forwarded upstream, so it can be cut. */
+  events: EventEmitter;
   close(): Promise<void>;
 }
 
@@ -63,7 +73,15 @@ export function decideFault(spec: FaultSpec, index: number, method: string): Fau
 }
 
 function statusBody(code: number, reason: string, message: string): string {
-  return JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
+  return JSON.stringify({
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message,
+    reason,
+    code,
+  });
 }
 
 const FAULT_ANSWERS: Record<Exclude<Fault, 'none'>, { code: number; reason: string }> = {
@@ -80,9 +98,11 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   const log: FaultRecord[] = [];
   const limit = opts.recordLimit ?? 100_000;
   const openWatches = new Set<{ cut: () => void }>();
+  const events = new EventEmitter();
   let next = 0;
 
-  const forward = (req: IncomingMessage, res: ServerResponse, watch: boolean) => {
+  const forward = (req: IncomingMessage, res: ServerResponse, record: FaultRecord) => {
+    const watch = record.watch;
     const send = upstreamTls ? httpsRequest : httpRequest;
     const upstream = send({
       protocol: target.protocol,
@@ -104,6 +124,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       };
       openWatches.add(entry);
       if (spec.watchCutSeconds > 0) timer = setTimeout(entry.cut, spec.watchCutSeconds * 1000);
+      events.emit('watch', record);
     }
     const done = () => {
       if (timer) clearTimeout(timer);
@@ -134,16 +155,19 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     const watch = isWatch(req);
     const fault = decideFault(spec, index, method);
     const latencyMs = spec.latencyMs + Math.floor(seededUnit(spec.seed, index, 1) * spec.jitterMs);
-    log.push({ index, method, path: req.url ?? '/', fault, latencyMs, watch });
+    const record: FaultRecord = { index, method, path: req.url ?? '/', fault, latencyMs, watch };
+    log.push(record);
     if (log.length > limit) log.shift();
     const act = () => {
-      if (fault === 'none') return forward(req, res, watch);
+      if (fault === 'none') return forward(req, res, record);
       const { code, reason } = FAULT_ANSWERS[fault];
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       if (fault === '429') headers['retry-after'] = String(spec.retryAfterSeconds);
       req.resume();
       res.writeHead(code, headers);
-      res.end(statusBody(code, reason, `perch fault proxy: injected ${code} (seed ${spec.seed}, request ${index})`));
+      res.end(
+        statusBody(code, reason, `perch fault proxy: injected ${code} (seed ${spec.seed}, request ${index})`),
+      );
     };
     if (latencyMs > 0) setTimeout(act, latencyMs);
     else act();
@@ -200,6 +224,8 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     url: `${scheme}://${LOOPBACK}:${port}`,
     spec,
     records: () => [...log],
+    events,
+    openWatchCount: () => openWatches.size,
     cutWatches() {
       const n = openWatches.size;
       for (const w of [...openWatches]) w.cut();

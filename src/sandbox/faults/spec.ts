@@ -42,7 +42,8 @@ const KEYS: Record<string, keyof FaultSpec> = {
 
 function duration(key: string, raw: string, unit: 'ms' | 's'): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(raw);
-  if (!m?.[1]) throw new Error(`--faults: ${key}=${raw} is not a duration; write e.g. ${key}=250ms or ${key}=2s`);
+  if (!m?.[1])
+    throw new Error(`--faults: ${key}=${raw} is not a duration; write e.g. ${key}=250ms or ${key}=2s`);
   const value = Number(m[1]);
   const given = m[2] ?? unit;
   if (given === unit) return value;
@@ -51,14 +52,20 @@ function duration(key: string, raw: string, unit: 'ms' | 's'): number {
 
 export function parseFaultSpec(text: string): FaultSpec {
   const spec: FaultSpec = { ...NO_FAULTS };
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const [key = '', raw = ''] = part.split('=', 2).map((s) => s.trim());
     const field = KEYS[key];
     if (!field) {
-      throw new Error(`--faults: unknown key "${key}"; use ${Object.keys(KEYS).join(', ')} (e.g. 500=0.05,watch-cut=5s)`);
+      throw new Error(
+        `--faults: unknown key "${key}"; use ${Object.keys(KEYS).join(', ')} (e.g. 500=0.05,watch-cut=5s)`,
+      );
     }
     if (field === 'latencyMs' || field === 'jitterMs') spec[field] = duration(key, raw, 'ms');
-    else if (field === 'watchCutSeconds' || field === 'retryAfterSeconds') spec[field] = duration(key, raw, 's');
+    else if (field === 'watchCutSeconds' || field === 'retryAfterSeconds')
+      spec[field] = duration(key, raw, 's');
     else {
       const n = Number(raw);
       if (raw === '' || !Number.isFinite(n)) throw new Error(`--faults: ${key}=${raw} is not a number`);
@@ -67,9 +74,11 @@ export function parseFaultSpec(text: string): FaultSpec {
   }
   const total = spec.error500 + spec.error429 + spec.error409;
   for (const f of ['error500', 'error429', 'error409'] as const) {
-    if (spec[f] < 0 || spec[f] > 1) throw new Error(`--faults: ${f.slice(5)}=${spec[f]} must be a fraction from 0 to 1`);
+    if (spec[f] < 0 || spec[f] > 1)
+      throw new Error(`--faults: ${f.slice(5)}=${spec[f]} must be a fraction from 0 to 1`);
   }
-  if (total > 1) throw new Error(`--faults: the error fractions add up to ${total}; together they must be at most 1`);
+  if (total > 1)
+    throw new Error(`--faults: the error fractions add up to ${total}; together they must be at most 1`);
   if (!Number.isInteger(spec.seed)) throw new Error(`--faults: seed=${spec.seed} must be a whole number`);
   return spec;
 }
