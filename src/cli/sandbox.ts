@@ -13,6 +13,24 @@ export const SANDBOX_USAGE = `usage:
   perch sandbox prepare
       Makes sure the control-plane binaries are there (building them once with Go) and prints their folder.`;
 
+function parseFlags(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      options: {
+        kubeconfig: { type: 'string' },
+        port: { type: 'string' },
+        'audit-log': { type: 'string' },
+        faults: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n${SANDBOX_USAGE}`);
+  }
+}
+
 const progress = (line: string) => process.stderr.write(`perch sandbox: ${line}\n`);
 
 export async function sandboxCommand(argv: string[]): Promise<number> {
@@ -22,17 +40,7 @@ export async function sandboxCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${binaries.dir}\n`);
     return 0;
   }
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      kubeconfig: { type: 'string' },
-      port: { type: 'string' },
-      'audit-log': { type: 'string' },
-      faults: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-  });
+  const values = parseFlags(argv);
   if (values.help) {
     process.stdout.write(`${SANDBOX_USAGE}\n`);
     return 0;

@@ -1,0 +1,124 @@
+// `npm run bench`: runs every benchmark module of bench/ in turn, prints its figures and writes
+// BENCHMARKS.md at the repository root, one section per benchmark with the machine it ran on.
+import { writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot } from '../src/sandbox/repo.js';
+import { sandboxBenchmark } from './sandbox.js';
+
+export interface Figure {
+  /** What was measured, e.g. "start to ready, median of 3". */
+  name: string;
+  /** The number with its unit, formatted for reading, e.g. "4.21 s". */
+  value: string;
+  /** How it was measured, when the name alone does not say. */
+  note?: string;
+}
+
+export interface BenchmarkReport {
+  /** A paragraph on what the benchmark does, in markdown. */
+  description: string;
+  figures: Figure[];
+}
+
+export interface Benchmark {
+  /** Its file in bench/, named in the section heading. */
+  file: string;
+  title: string;
+  /** `progress` lines go to stderr while it runs. */
+  run(progress: (line: string) => void): Promise<BenchmarkReport>;
+}
+
+const BENCHMARKS: Benchmark[] = [sandboxBenchmark];
+
+interface Machine {
+  nproc: number;
+  cpu: string;
+  memory: string;
+  kernel: string;
+  node: string;
+  /** 1-minute load average when the benchmark began: other work on the machine skews the figures. */
+  load: string;
+  date: string;
+}
+
+function machine(): Machine {
+  return {
+    nproc: availableParallelism(),
+    cpu: cpus()[0]?.model.trim() ?? 'unknown',
+    memory: `${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    kernel: `Linux ${release()}`,
+    node: process.version,
+    load: (loadavg()[0] ?? 0).toFixed(2),
+    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+  };
+}
+
+function cell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+function section(b: Benchmark, m: Machine, report: BenchmarkReport, seconds: number): string {
+  const rows = report.figures.map((f) => `| ${cell(f.name)} | ${cell(f.value)} | ${cell(f.note ?? '')} |`);
+  return [
+    `## ${b.title} (\`bench/${b.file}\`)`,
+    '',
+    `Machine: ${m.nproc} CPUs (nproc), ${m.cpu}, ${m.memory}, ${m.kernel}; Node ${m.node}; ` +
+      `load average ${m.load} at start; ${m.date}; took ${seconds.toFixed(0)} s.`,
+    '',
+    report.description,
+    '',
+    '| Figure | Value | How |',
+    '| --- | ---: | --- |',
+    ...rows,
+    '',
+  ].join('\n');
+}
+
+async function main(): Promise<number> {
+  const sections: string[] = [];
+  let failed = 0;
+  for (const b of BENCHMARKS) {
+    const progress = (line: string) => process.stderr.write(`bench ${b.file}: ${line}\n`);
+    const m = machine();
+    const started = performance.now();
+    try {
+      const report = await b.run(progress);
+      const seconds = (performance.now() - started) / 1000;
+      process.stdout.write(`\n${b.title}\n`);
+      const width = Math.max(...report.figures.map((f) => f.name.length));
+      for (const f of report.figures) {
+        process.stdout.write(`  ${f.name.padEnd(width)}  ${f.value}${f.note ? `  (${f.note})` : ''}\n`);
+      }
+      sections.push(section(b, m, report, seconds));
+    } catch (err) {
+      failed++;
+      process.stderr.write(
+        `bench ${b.file}: failed: ${err instanceof Error ? (err.stack ?? err.message) : err}\n`,
+      );
+      sections.push(`## ${b.title} (\`bench/${b.file}\`)\n\nFailed on ${m.date}: ${cell(String(err))}\n`);
+    }
+  }
+  const file = join(repoRoot, 'BENCHMARKS.md');
+  const header = [
+    '# Benchmarks',
+    '',
+    'Written by `npm run bench` (`bench/run.ts`), which runs each benchmark module of `bench/` and',
+    'replaces this file. Figures depend on the machine and on whatever else ran on it; compare runs',
+    'made on the same machine.',
+    '',
+  ].join('\n');
+  writeFileSync(file, `${header}\n${sections.join('\n')}`);
+  process.stdout.write(`\nwrote ${file}\n`);
+  return failed === 0 ? 0 : 1;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : err}\n`);
+    process.exitCode = 1;
+  },
+);
