@@ -1,19 +1,18 @@
 // The seeded fault-injecting proxy in front of the real API server: replayable faults,
 // a faithful pass-through when faults are off, and watches that survive periodic cuts.
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { request } from 'node:https';
-import { join } from 'node:path';
 import { Informer } from '../../src/k8s/informer.js';
-import { servingKeyPair, writeKubeconfig, type ControlPlane } from '../../src/sandbox/control-plane/index.js';
+import type { ControlPlane } from '../../src/sandbox/control-plane/index.js';
 import {
   NO_FAULTS,
   parseFaultSpec,
-  startFaultProxy,
   type FaultProxy,
   type FaultSpec,
 } from '../../src/sandbox/faults/proxy.js';
 import { sharedControlPlane, testNamespace } from '../support/control-plane.js';
+import { proxyInFront } from '../support/fault-proxy.js';
 import { EventLog } from '../support/events.js';
 import { kubectlOk } from '../support/kubectl.js';
 import {
@@ -54,16 +53,12 @@ describe('fault proxy', function () {
   let cp: ControlPlane;
   let kc: KubeConfig;
   const proxies: FaultProxy[] = [];
-  const proxy = async (spec: FaultSpec) => {
-    const p = await startFaultProxy({
-      target: cp.apiServerUrl,
-      caPem: cp.caPem,
-      ...servingKeyPair(cp.dataDir),
-      spec,
-    });
-    proxies.push(p);
-    return p;
+  const inFront = async (spec: FaultSpec) => {
+    const front = await proxyInFront(cp, spec);
+    proxies.push(front.proxy);
+    return front;
   };
+  const proxy = async (spec: FaultSpec) => (await inFront(spec)).proxy;
 
   before(async () => {
     cp = await sharedControlPlane();
@@ -132,15 +127,7 @@ describe('fault proxy', function () {
 
   it('with faults off, client-node and kubectl work through it unchanged', async () => {
     const ns = await testNamespace(kc, 'faults-off-clients');
-    const p = await proxy(NO_FAULTS);
-    const kubeconfig = writeKubeconfig(join(cp.dataDir, `proxy-${ns}.kubeconfig`), {
-      server: p.url,
-      caPem: cp.caPem,
-      token: cp.token,
-      user: 'perch-admin',
-    });
-    const viaProxy = new KubeConfig();
-    viaProxy.loadFromFile(kubeconfig);
+    const { proxy: p, kubeconfig, kubeConfig: viaProxy } = await inFront(NO_FAULTS);
     const splits = splitClient(viaProxy);
     const informer = new Informer<TrafficSplit>(viaProxy, { ...TS_REF, namespace: ns });
     const seen = new EventLog<number>();
@@ -182,16 +169,7 @@ describe('fault proxy', function () {
 
   it('cuts watches every N seconds, and an informer through it still sees every change', async () => {
     const ns = await testNamespace(kc, 'faults-watch-cut');
-    const p = await proxy({ ...NO_FAULTS, watchCutSeconds: 1 });
-    const viaProxy = new KubeConfig();
-    viaProxy.loadFromFile(
-      writeKubeconfig(join(cp.dataDir, `cut-${ns}.kubeconfig`), {
-        server: p.url,
-        caPem: cp.caPem,
-        token: cp.token,
-        user: 'perch-admin',
-      }),
-    );
+    const { proxy: p, kubeConfig: viaProxy } = await inFront({ ...NO_FAULTS, watchCutSeconds: 1 });
     const informer = new Informer<TrafficSplit>(
       viaProxy,
       { ...TS_REF, namespace: ns },

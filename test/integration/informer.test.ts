@@ -1,14 +1,14 @@
 // The informer (client-node ListWatch under src/k8s/informer.ts) against the real API server:
 // events, resuming after a cut watch or an API server restart, and relisting after a real 410 Gone.
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { request } from 'node:https';
-import { join } from 'node:path';
 import { Informer } from '../../src/k8s/informer.js';
-import { servingKeyPair, writeKubeconfig, type ControlPlane } from '../../src/sandbox/control-plane/index.js';
+import type { ControlPlane } from '../../src/sandbox/control-plane/index.js';
 import { advanceRevision, compact } from '../../src/sandbox/control-plane/etcd-admin.js';
-import { startFaultProxy, type FaultProxy } from '../../src/sandbox/faults/proxy.js';
+import type { FaultProxy } from '../../src/sandbox/faults/proxy.js';
 import { sharedControlPlane, testNamespace } from '../support/control-plane.js';
+import { proxyInFront } from '../support/fault-proxy.js';
 import { EventLog } from '../support/events.js';
 import {
   canaryWeight,
@@ -30,15 +30,6 @@ function record(informer: Informer<TrafficSplit>): EventLog<Seen> {
 
 const is = (type: Seen['type'], name: string, canary?: number) => (e: Seen) =>
   e.type === type && e.name === name && (canary === undefined || e.canary === canary);
-
-/** A kubeconfig that reaches the API server through `proxy`. */
-function kubeConfigVia(cp: ControlPlane, proxy: FaultProxy, file: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromFile(
-    writeKubeconfig(file, { server: proxy.url, caPem: cp.caPem, token: cp.token, user: 'perch-admin' }),
-  );
-  return kc;
-}
 
 describe('informer against the real API server', function () {
   this.timeout(90_000);
@@ -90,20 +81,13 @@ describe('informer against the real API server', function () {
   });
 
   it('resumes from its resourceVersion when the fault proxy cuts the watch, losing no event', async () => {
-    const proxy = await startFaultProxy({
-      target: cp.apiServerUrl,
-      caPem: cp.caPem,
-      ...servingKeyPair(cp.dataDir),
-    });
+    const { proxy, kubeConfig: viaProxy } = await proxyInFront(cp);
     proxies.push(proxy);
     const ns = await testNamespace(kc, 'informer-cut');
     const splits = splitClient(kc);
     await splits.create(trafficSplit(ns, 'kept', 0));
     await splits.create(trafficSplit(ns, 'doomed', 0));
-    const { informer, log } = await informerOn(
-      ns,
-      kubeConfigVia(cp, proxy, join(cp.dataDir, 'via-proxy.kubeconfig')),
-    );
+    const { informer, log } = await informerOn(ns, viaProxy);
     await log.find(is('add', 'doomed'));
 
     for (let round = 1; round <= 3; round++) {

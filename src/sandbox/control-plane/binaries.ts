@@ -2,16 +2,7 @@
 // Order: $KUBEBUILDER_ASSETS, then our cache, then a one-time `go build` from tools/control-plane/go.mod.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import {
-  accessSync,
-  constants,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -209,8 +200,4 @@ function runGo(
       code === 0 ? resolve() : reject(new Error(`go ${args[0]} failed (exit ${code}):\n${tail.join('\n')}`)),
     );
   });
-}
-
-export function binariesPresent(dir: string): boolean {
-  return existsSync(dir) && complete(dir, BINARY_NAMES);
 }

@@ -1,0 +1,139 @@
+// The perch.dev/v1alpha1 API as TypeScript types: Rollout and MetricTemplate (SPEC §2, §4).
+// crds/rollout.yaml and crds/metrictemplate.yaml are the schemas these types mirror.
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { OnNoData, ThresholdRange, Verdict } from '../analysis/types.js';
+
+export const GROUP = 'perch.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export type SmiApiVersion =
+  | 'split.smi-spec.io/v1alpha1'
+  | 'split.smi-spec.io/v1alpha2'
+  | 'split.smi-spec.io/v1alpha3'
+  | 'split.smi-spec.io/v1alpha4';
+
+export type Step =
+  | { setWeight: number }
+  | { analysis: { iterations: number } }
+  /** No duration: wait for perch.dev/resume. */
+  | { pause: { duration?: string } };
+
+export interface MetricSpec {
+  name: string;
+  /** PromQL with {{ variables }}; exactly one of query and templateRef. */
+  query?: string;
+  templateRef?: { name: string; namespace?: string };
+  templateVariables?: Record<string, string>;
+  thresholdRange?: ThresholdRange;
+  onNoData?: OnNoData;
+}
+
+export interface AnalysisSpec {
+  /** Go-style duration, e.g. "30s", "1m". */
+  interval: string;
+  failureLimit: number;
+  inconclusiveLimit: number;
+  errorLimit: number;
+  prometheus?: { address?: string; timeout?: string };
+  metrics: MetricSpec[];
+}
+
+export interface RolloutSpec {
+  /** Root service: short name or <name>.<namespace>.svc.cluster.local of the Rollout's namespace. */
+  service: string;
+  stableService: string;
+  canaryService: string;
+  trafficRouting?: { smi?: { trafficSplitName?: string; apiVersion?: SmiApiVersion } };
+  steps?: Step[];
+  stepWeight?: number;
+  maxWeight?: number;
+  stepWeights?: number[];
+  analysis?: AnalysisSpec;
+  window?: { schedule: string; timeZone?: string };
+  progressDeadlineSeconds?: number;
+}
+
+export type Phase =
+  | 'Pending'
+  | 'Progressing'
+  | 'Paused'
+  | 'Promoting'
+  | 'Succeeded'
+  | 'RollingBack'
+  | 'Failed'
+  | 'Aborted'
+  | 'Invalid';
+
+export type ConditionType = 'Valid' | 'TrafficRouted' | 'Progressing' | 'Paused' | 'Ready';
+
+export interface Condition {
+  type: ConditionType;
+  status: 'True' | 'False' | 'Unknown';
+  /** CamelCase, e.g. NotOwned, AnalysisInconclusive. */
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+export interface Measurement {
+  metric: string;
+  /** Absent when there was no value (empty result, error). */
+  value?: number;
+  verdict: Verdict;
+  at: string;
+}
+
+export type PauseReason = 'Manual' | 'PauseStep' | 'AnalysisInconclusive' | 'MetricsUnavailable';
+
+export interface RolloutStatus {
+  observedGeneration?: number;
+  phase?: Phase;
+  message?: string;
+  currentStepIndex?: number;
+  /** "current/total", 1-based, for the STEP printer column (e.g. "2/6"). */
+  step?: string;
+  canaryWeight?: number;
+  stableWeight?: number;
+  runStartedAt?: string;
+  stepStartedAt?: string;
+  pauseReason?: PauseReason;
+  analysis?: {
+    passed: number;
+    failed: number;
+    inconclusive: number;
+    consecutiveErrors: number;
+    lastCheckAt?: string;
+    /** The last 10 per metric. */
+    measurements: Measurement[];
+  };
+  conditions?: Condition[];
+}
+
+export interface Rollout extends KubernetesObject {
+  spec: RolloutSpec;
+  status?: RolloutStatus;
+}
+
+export interface MetricTemplateSpec {
+  /** Flagger's shape, so Flagger users can port templates unchanged. */
+  provider: { type: 'prometheus'; address?: string };
+  query: string;
+}
+
+export interface MetricTemplate extends KubernetesObject {
+  spec: MetricTemplateSpec;
+}
+
+/** The annotations of SPEC §5. */
+export const ANNOTATIONS = {
+  paused: 'perch.dev/paused',
+  resume: 'perch.dev/resume',
+  promote: 'perch.dev/promote',
+  abort: 'perch.dev/abort',
+  retry: 'perch.dev/retry',
+  managedBy: 'perch.dev/managed-by',
+} as const;
+
+export const TRAFFIC_FINALIZER = 'perch.dev/traffic';
