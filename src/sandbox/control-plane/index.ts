@@ -1,10 +1,10 @@
 // The local control plane: official etcd, kube-apiserver and kube-controller-manager on 127.0.0.1.
 // One call starts it (`startControlPlane`), one call (`stop`) ends every process and removes its data.
 import { KubeConfig } from '@kubernetes/client-node';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { pidAlive, type Child } from '../child-process.js';
+import type { Child } from '../child-process.js';
+import { makeDataDir } from '../data-dir.js';
 import { parseFaultSpec, startFaultProxy, type FaultProxy, type FaultSpec } from '../faults/proxy.js';
 import { freePort } from '../free-port.js';
 import { crdsDir as defaultCrdsDir } from '../repo.js';
@@ -58,30 +58,10 @@ export interface ControlPlane {
 }
 
 const DIR_PREFIX = 'perch-sandbox-';
-const OWNER_FILE = 'launcher.pid';
-
-/**
- * Removes data folders of sandboxes whose launcher is gone. A launcher killed with SIGKILL
- * takes its children with it (pdeathsig) but cannot remove its folder; the next start does.
- */
-function sweepStaleDirs(): void {
-  for (const name of readdirSync(tmpdir())) {
-    if (!name.startsWith(DIR_PREFIX)) continue;
-    const dir = join(tmpdir(), name);
-    try {
-      const pid = Number(readFileSync(join(dir, OWNER_FILE), 'utf8'));
-      if (pid > 0 && !pidAlive(pid)) rmSync(dir, { recursive: true, force: true });
-    } catch {
-      // Not ours to judge (no owner file yet, or not readable): leave it.
-    }
-  }
-}
 
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const binaries = await prepareBinaries(opts.progress);
-  sweepStaleDirs();
-  const dataDir = mkdtempSync(join(tmpdir(), DIR_PREFIX));
-  writeFileSync(join(dataDir, OWNER_FILE), String(process.pid));
+  const dataDir = makeDataDir(DIR_PREFIX);
   const children: Child[] = [];
   let faultProxy: FaultProxy | undefined;
   const stopAll = async () => {

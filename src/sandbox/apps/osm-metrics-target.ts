@@ -1,0 +1,193 @@
+// A scrape target that exports OSM's osm_request_total and osm_request_duration_ms for chosen traffic.
+// Counters advance when scraped, by rate × elapsed time, so the numbers are exact and no timer runs.
+import { createServer, type Server } from 'node:http';
+import { Counter, Histogram, Registry } from 'prom-client';
+import { LOOPBACK } from '../free-port.js';
+
+export interface TrafficProfile {
+  /** Requests per second to this destination. */
+  rps: number;
+  /** Fraction of requests answered 500, 0..1. */
+  errorRate: number;
+  /** Every request's duration in milliseconds. */
+  latencyMs: number;
+}
+
+export interface TrafficSource {
+  namespace: string;
+  kind: string;
+  name: string;
+  pod: string;
+}
+
+export interface OsmMetricsTargetOptions {
+  /** The source_* labels of every request; default a load generator in namespace "mesh". */
+  source?: TrafficSource;
+  /** Milliseconds from a monotonic clock; injectable so a unit test can step time. */
+  clock?: () => number;
+}
+
+export interface OsmMetricsTarget {
+  /** http://127.0.0.1:PORT/metrics */
+  url: string;
+  /** "127.0.0.1:PORT", as a Prometheus static target. */
+  target: string;
+  port: number;
+  registry: Registry;
+  /** Sets the traffic to one destination from now on; the time before is counted at the old profile. */
+  set(namespace: string, name: string, profile: TrafficProfile): void;
+  close(): Promise<void>;
+}
+
+/** Envoy's default histogram buckets, which OSM's osm_request_duration_ms uses. */
+export const OSM_DURATION_BUCKETS = [
+  0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000,
+  3600000,
+];
+
+const DESTINATION_LABELS = [
+  'source_namespace',
+  'source_kind',
+  'source_name',
+  'source_pod',
+  'destination_namespace',
+  'destination_kind',
+  'destination_name',
+  'destination_pod',
+] as const;
+type DestinationLabel = (typeof DESTINATION_LABELS)[number];
+type Labels = Record<DestinationLabel, string>;
+
+/** Guards against 0.1 × 30 = 2.9999999999999996 losing a request to floor(). */
+const EPSILON = 1e-9;
+
+interface Destination {
+  labels: Labels;
+  profile: TrafficProfile;
+  /** Clock reading up to which this destination's requests have been counted. */
+  countedUntil: number;
+  /** Fractions of a request (and of an error) not yet counted, so totals stay exact over time. */
+  requestCarry: number;
+  errorCarry: number;
+}
+
+export async function startOsmMetricsTarget(opts: OsmMetricsTargetOptions = {}): Promise<OsmMetricsTarget> {
+  const clock = opts.clock ?? (() => performance.now());
+  const source = opts.source ?? {
+    namespace: 'mesh',
+    kind: 'Deployment',
+    name: 'load-generator',
+    pod: 'load-generator-0',
+  };
+  const destinations = new Map<string, Destination>();
+  const registry = new Registry();
+
+  // Both metrics' collect() call advance(); the second call in one scrape finds ~no time elapsed.
+  const advance = (): void => {
+    const now = clock();
+    for (const d of destinations.values()) advanceDestination(d, now);
+  };
+  const requests = new Counter({
+    name: 'osm_request_total',
+    help: 'Requests between a source and a destination workload, by response code.',
+    labelNames: [...DESTINATION_LABELS, 'response_code'],
+    registers: [registry],
+    collect: advance,
+  });
+  const durations = new Histogram({
+    name: 'osm_request_duration_ms',
+    help: 'Request durations between a source and a destination workload, in milliseconds.',
+    labelNames: [...DESTINATION_LABELS],
+    buckets: OSM_DURATION_BUCKETS,
+    registers: [registry],
+    collect: advance,
+  });
+
+  function advanceDestination(d: Destination, now: number): void {
+    const seconds = Math.max(0, now - d.countedUntil) / 1000;
+    d.countedUntil = now;
+    const due = d.profile.rps * seconds + d.requestCarry;
+    const count = Math.floor(due + EPSILON);
+    d.requestCarry = Math.max(0, due - count);
+    if (count === 0) return;
+    const errorsDue = count * d.profile.errorRate + d.errorCarry;
+    const errors = Math.min(count, Math.floor(errorsDue + EPSILON));
+    d.errorCarry = Math.max(0, errorsDue - errors);
+    if (errors > 0) requests.inc({ ...d.labels, response_code: '500' }, errors);
+    if (count > errors) requests.inc({ ...d.labels, response_code: '200' }, count - errors);
+    for (let i = 0; i < count; i++) durations.observe(d.labels, d.profile.latencyMs);
+  }
+
+  const server: Server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404).end('only GET /metrics\n');
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: Error) => res.writeHead(500).end(`${err.message}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, LOOPBACK, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+
+  return {
+    url: `http://${LOOPBACK}:${port}/metrics`,
+    target: `${LOOPBACK}:${port}`,
+    port,
+    registry,
+    set(namespace, name, profile) {
+      checkProfile(namespace, name, profile);
+      const key = `${namespace}/${name}`;
+      const now = clock();
+      const existing = destinations.get(key);
+      if (existing) {
+        advanceDestination(existing, now);
+        existing.profile = { ...profile };
+        return;
+      }
+      const labels: Labels = {
+        source_namespace: source.namespace,
+        source_kind: source.kind,
+        source_name: source.name,
+        source_pod: source.pod,
+        destination_namespace: namespace,
+        destination_kind: 'Deployment',
+        destination_name: name,
+        destination_pod: `${name}-0`,
+      };
+      // Series exist at 0 from the first scrape, so rate() has a starting point and idle reads 0, not absent.
+      requests.inc({ ...labels, response_code: '200' }, 0);
+      requests.inc({ ...labels, response_code: '500' }, 0);
+      durations.zero(labels);
+      destinations.set(key, {
+        labels,
+        profile: { ...profile },
+        countedUntil: now,
+        requestCarry: 0,
+        errorCarry: 0,
+      });
+    },
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        // Prometheus keeps its scrape connection open; close() alone would wait for it.
+        server.closeAllConnections();
+        server.close((err) => (err ? reject(err) : resolve()));
+      }),
+  };
+}
+
+function checkProfile(namespace: string, name: string, p: TrafficProfile): void {
+  const where = `traffic to ${namespace}/${name}`;
+  if (!(Number.isFinite(p.rps) && p.rps >= 0)) throw new RangeError(`${where}: rps ${p.rps} must be >= 0`);
+  if (!(p.errorRate >= 0 && p.errorRate <= 1)) {
+    throw new RangeError(`${where}: errorRate ${p.errorRate} must be a fraction in 0..1`);
+  }
+  if (!(Number.isFinite(p.latencyMs) && p.latencyMs >= 0)) {
+    throw new RangeError(`${where}: latencyMs ${p.latencyMs} must be >= 0`);
+  }
+}
