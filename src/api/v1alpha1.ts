@@ -99,12 +99,20 @@ export interface RolloutStatus {
   runStartedAt?: string;
   stepStartedAt?: string;
   pauseReason?: PauseReason;
+  /** When the progress-deadline clock last (re)started: step start, or the end of a pause or closed window. */
+  progressSince?: string;
+  /** Set when a rollback starts: the phase it ends in and why, so a restarted controller finishes it. */
+  rollback?: { phase: 'Failed' | 'Aborted'; reason: string; message: string };
   analysis?: {
     passed: number;
     failed: number;
     inconclusive: number;
     consecutiveErrors: number;
+    /** Consecutive passing rounds since the current step started (what `analysis: {iterations}` waits for). */
+    consecutivePassed?: number;
     lastCheckAt?: string;
+    /** When the next round of checks is due; absent while no canary traffic flows. */
+    nextCheckAt?: string;
     /** The last 10 per metric. */
     measurements: Measurement[];
   };

@@ -1,0 +1,220 @@
+// The rollout state machine (xstate v5): SPEC §4's phases as states, one RECONCILE event per reconcile.
+// Guards and actions are pure; actions run the transitions of transitions.ts and enqueue their effects.
+import { and, assign, not, setup } from 'xstate';
+import type { Phase, RolloutStatus } from '../api/v1alpha1.js';
+import { latestVerdicts, worstCheck } from './checks.js';
+import type { Plan } from './plan.js';
+import * as t from './transitions.js';
+import type { Effect, Observation } from './types.js';
+
+export interface MachineContext {
+  status: RolloutStatus;
+  /** What this reconcile's transitions asked for, in order; decide() starts each reconcile with none. */
+  effects: Effect[];
+}
+
+export interface ReconcileEvent {
+  type: 'RECONCILE';
+  obs: Observation;
+  plan: Plan;
+}
+
+type GuardArgs = { context: MachineContext; event: ReconcileEvent };
+type Guard = (args: GuardArgs) => boolean;
+
+const failedRound = (obs: Observation) => worstCheck(obs.checks)?.verdict === 'Fail';
+
+const guards = {
+  invalid: ({ event }) => !event.obs.validation.valid,
+  newGeneration: ({ context, event }) => context.status.observedGeneration !== event.obs.generation,
+  retryRequested: ({ event }) => event.obs.annotations.retry,
+  abortRequested: ({ event }) => event.obs.annotations.abort,
+  promoteRequested: ({ event }) => event.obs.annotations.promote,
+  failedTooOften: ({ context, event }) =>
+    failedRound(event.obs) && (context.status.analysis?.failed ?? 0) > event.plan.failureLimit,
+  failedThisRound: ({ event }) => failedRound(event.obs),
+  deadlineExceeded: ({ context, event }) => {
+    const since = context.status.progressSince;
+    return !!since && event.obs.now - Date.parse(since) > event.plan.progressDeadlineMs;
+  },
+  shouldHold: ({ context, event }) => t.holdReason(context.status, event.obs, event.plan) !== undefined,
+  cannotRoute: ({ context, event }) =>
+    !event.obs.routing.ok || event.obs.traffic?.canaryWeight !== (context.status.canaryWeight ?? 0),
+  windowClosed: ({ event }) => !event.obs.window.open,
+  stepsDone: ({ context, event }) => (context.status.currentStepIndex ?? 0) >= event.plan.steps.length,
+  readyToPromote: ({ context, event }) =>
+    (context.status.currentStepIndex ?? 0) >= event.plan.steps.length &&
+    (!event.plan.analysis ||
+      [...latestVerdicts(context.status.analysis, event.plan.metrics).values()].every((v) => v === 'Pass')),
+  atSetWeight: ({ context, event }) => t.currentStep(context.status, event.plan)?.kind === 'setWeight',
+  analysisStepDone: ({ context, event }) => {
+    const step = t.currentStep(context.status, event.plan);
+    return step?.kind === 'analysis' && (context.status.analysis?.consecutivePassed ?? 0) >= step.iterations;
+  },
+  atAnalysisStep: ({ context, event }) => t.currentStep(context.status, event.plan)?.kind === 'analysis',
+  trafficOnCanary: ({ event }) => event.obs.routing.ok && event.obs.traffic?.canaryWeight === 100,
+  trafficOnStable: ({ event }) => event.obs.routing.ok && event.obs.traffic?.canaryWeight === 0,
+  endsAborted: ({ context }) => context.status.rollback?.phase === 'Aborted',
+  rollbackUnderway: ({ context }) => context.status.rollback !== undefined,
+  runUnderway: ({ context }) => context.status.runStartedAt !== undefined,
+} satisfies Record<string, Guard>;
+
+/** The `apply` action's params: transitions run in order, each on the status the previous one left. */
+const run = (...transitions: t.Transition[]) => ({ type: 'apply' as const, params: { transitions } });
+
+// Candidates shared by the states of a running rollout, in priority order.
+const invalid = { guard: 'invalid', target: '#rollout.Invalid', actions: run(t.markInvalid) } as const;
+const newRun = {
+  guard: 'newGeneration',
+  target: '#rollout.Progressing',
+  reenter: true,
+  actions: run(t.startRun),
+} as const;
+const abort = {
+  guard: 'abortRequested',
+  target: '#rollout.RollingBack',
+  actions: run(t.beginAbort),
+} as const;
+const fail = {
+  guard: 'failedTooOften',
+  target: '#rollout.RollingBack',
+  actions: run(t.beginFailure),
+} as const;
+// Not even a person's promote raises the canary's weight in a round whose checks failed.
+const promote = {
+  guard: and(['promoteRequested', not('failedThisRound')]),
+  target: '#rollout.Promoting',
+  actions: run(t.beginPromotion),
+} as const;
+const pause = { guard: 'shouldHold', target: '#rollout.Paused', actions: run(t.hold) } as const;
+
+export const rolloutMachine = setup({
+  types: {} as { context: MachineContext; events: ReconcileEvent; input: MachineContext },
+  guards,
+  actions: {
+    // Effects are data in the context: the controller carries them out, the machine never runs them.
+    apply: assign(({ context, event }, params: { transitions: t.Transition[] }) => {
+      let status = context.status;
+      const effects = [...context.effects];
+      for (const transition of params.transitions) {
+        const decision = transition(status, event.obs, event.plan);
+        status = decision.status;
+        effects.push(...decision.effects);
+      }
+      return { status, effects };
+    }),
+  },
+}).createMachine({
+  id: 'rollout',
+  initial: 'Pending',
+  context: ({ input }) => input,
+  states: {
+    Pending: {
+      on: { RECONCILE: [invalid, { target: 'Progressing', actions: run(t.startRun) }] },
+    },
+    Invalid: {
+      on: {
+        RECONCILE: [
+          { guard: 'invalid', actions: run(t.markInvalid) },
+          newRun,
+          { guard: 'rollbackUnderway', target: 'RollingBack', actions: run(t.revalidate) },
+          // A run that was promoting goes back through Progressing: the promotion gate stands again.
+          { guard: 'runUnderway', target: 'Progressing', actions: run(t.revalidate) },
+          { target: 'Progressing', actions: run(t.startRun) },
+        ],
+      },
+    },
+    Progressing: {
+      on: {
+        RECONCILE: [
+          invalid,
+          newRun,
+          abort,
+          fail,
+          promote,
+          pause,
+          { guard: 'deadlineExceeded', target: 'RollingBack', actions: run(t.beginDeadlineFailure) },
+          { guard: 'cannotRoute', actions: run(t.awaitTraffic) },
+          { guard: 'windowClosed', actions: run(t.holdForWindow) },
+          // Never raise the canary's weight in a round with a failed check, even one within failureLimit.
+          { guard: 'failedThisRound', actions: run(t.holdAfterFailure) },
+          { guard: 'readyToPromote', target: 'Promoting', actions: run(t.beginPromotion) },
+          { guard: 'stepsDone', actions: run(t.clockOn, t.awaitPassingChecks) },
+          { guard: 'atSetWeight', actions: run(t.clockOn, t.applySetWeight) },
+          { guard: 'analysisStepDone', actions: run(t.clockOn, t.completeAnalysisStep) },
+          { guard: 'atAnalysisStep', actions: run(t.clockOn, t.awaitAnalysis) },
+          // A pause step whose time is up (or that was resumed): move past it.
+          { actions: run(t.resume) },
+        ],
+      },
+    },
+    Paused: {
+      on: {
+        RECONCILE: [
+          invalid,
+          newRun,
+          abort,
+          fail,
+          promote,
+          { guard: 'shouldHold', actions: run(t.hold) },
+          { target: 'Progressing', actions: run(t.resume) },
+        ],
+      },
+    },
+    Promoting: {
+      on: {
+        RECONCILE: [
+          newRun,
+          abort,
+          { guard: 'trafficOnCanary', target: 'Succeeded', actions: run(t.finishPromotion) },
+          { actions: run(t.awaitTraffic) },
+        ],
+      },
+    },
+    RollingBack: {
+      on: {
+        RECONCILE: [
+          newRun,
+          {
+            guard: and(['trafficOnStable', 'endsAborted']),
+            target: 'Aborted',
+            actions: run(t.finishRollback),
+          },
+          { guard: 'trafficOnStable', target: 'Failed', actions: run(t.finishRollback) },
+          { actions: run(t.awaitTraffic) },
+        ],
+      },
+    },
+    Succeeded: { on: { RECONCILE: [invalid, newRun] } },
+    Failed: {
+      on: {
+        RECONCILE: [
+          invalid,
+          newRun,
+          { guard: 'retryRequested', target: 'Progressing', actions: run(t.startRun) },
+        ],
+      },
+    },
+    Aborted: {
+      on: {
+        RECONCILE: [
+          invalid,
+          newRun,
+          { guard: 'retryRequested', target: 'Progressing', actions: run(t.startRun) },
+        ],
+      },
+    },
+  },
+});
+
+export const PHASES: readonly Phase[] = [
+  'Pending',
+  'Progressing',
+  'Paused',
+  'Promoting',
+  'Succeeded',
+  'RollingBack',
+  'Failed',
+  'Aborted',
+  'Invalid',
+];

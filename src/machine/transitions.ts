@@ -1,0 +1,347 @@
+// The machine's actions as pure functions: (status, observation, plan) → next status and effects.
+// Each is one transition of SPEC §4; the xstate machine (rollout-machine.ts) decides which one runs.
+import { ANNOTATIONS, type PauseReason, type RolloutStatus } from '../api/v1alpha1.js';
+import { emptyAnalysis, worstCheck } from './checks.js';
+import { formatDuration } from './duration.js';
+import type { Plan, PlanStep } from './plan.js';
+import type { Decision, Effect, Observation } from './types.js';
+
+export type Transition = (status: RolloutStatus, obs: Observation, plan: Plan) => Decision;
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const normal = (reason: string, message: string): Effect => ({
+  type: 'event',
+  eventType: 'Normal',
+  reason,
+  message,
+});
+const warning = (reason: string, message: string): Effect => ({
+  type: 'event',
+  eventType: 'Warning',
+  reason,
+  message,
+});
+
+export function currentStep(status: RolloutStatus, plan: Plan): PlanStep | undefined {
+  return plan.steps[status.currentStepIndex ?? 0];
+}
+
+function stepLabel(index: number, plan: Plan): string {
+  return `step ${Math.min(index + 1, plan.steps.length)}/${plan.steps.length}`;
+}
+
+function weights(canary: number): Pick<RolloutStatus, 'canaryWeight' | 'stableWeight'> {
+  return { canaryWeight: canary, stableWeight: 100 - canary };
+}
+
+/** Moves to the next step: its clock and its run of passing checks start now. */
+function nextStep(status: RolloutStatus, now: number): RolloutStatus {
+  return {
+    ...status,
+    currentStepIndex: (status.currentStepIndex ?? 0) + 1,
+    stepStartedAt: iso(now),
+    progressSince: iso(now),
+    pauseReason: undefined,
+    analysis: { ...(status.analysis ?? emptyAnalysis()), consecutivePassed: 0 },
+  };
+}
+
+export const startRun: Transition = (status, obs, plan) => {
+  const retry = obs.annotations.retry && (status.phase === 'Failed' || status.phase === 'Aborted');
+  const now = iso(obs.now);
+  const message = `run started for generation ${obs.generation}: ${plan.steps.length} steps, stable 100%`;
+  return {
+    status: {
+      ...status,
+      observedGeneration: obs.generation,
+      phase: 'Progressing',
+      message,
+      currentStepIndex: 0,
+      ...weights(0),
+      runStartedAt: now,
+      stepStartedAt: now,
+      progressSince: now,
+      pauseReason: undefined,
+      rollback: undefined,
+      analysis: emptyAnalysis(),
+    },
+    effects: [normal('RunStarted', retry ? `${message} (retry)` : message)],
+  };
+};
+
+export const markInvalid: Transition = (status, obs) => {
+  if (obs.validation.valid) return { status, effects: [] };
+  const changed = status.phase !== 'Invalid' || status.message !== obs.validation.message;
+  return {
+    status: { ...status, phase: 'Invalid', message: obs.validation.message },
+    effects: changed ? [warning('Invalid', obs.validation.message)] : [],
+  };
+};
+
+/** Valid again with the same generation: the run goes on where it stood. */
+export const revalidate: Transition = (status) => ({
+  status: { ...status, phase: 'Progressing', message: 'spec valid again; the run goes on' },
+  effects: [normal('Valid', 'spec valid again; the run goes on')],
+});
+
+export const applySetWeight: Transition = (status, obs, plan) => {
+  const step = currentStep(status, plan);
+  if (step?.kind !== 'setWeight') return { status, effects: [] };
+  const index = status.currentStepIndex ?? 0;
+  const analysis = status.analysis ?? emptyAnalysis();
+  // Checks start one interval after canary traffic starts, so the first window holds canary requests.
+  const nextCheckAt =
+    step.weight === 0
+      ? undefined
+      : (analysis.nextCheckAt ?? (plan.analysis ? iso(obs.now + plan.intervalMs) : undefined));
+  const message = `canary ${step.weight}%, stable ${100 - step.weight}% (${stepLabel(index, plan)})`;
+  const moved = nextStep(
+    { ...status, ...weights(step.weight), analysis: { ...analysis, nextCheckAt } },
+    obs.now,
+  );
+  return { status: { ...moved, phase: 'Progressing', message }, effects: [normal('WeightChanged', message)] };
+};
+
+export const completeAnalysisStep: Transition = (status, obs, plan) => {
+  const index = status.currentStepIndex ?? 0;
+  const passes = status.analysis?.consecutivePassed ?? 0;
+  const message = `${passes} consecutive passing checks (${stepLabel(index, plan)})`;
+  return {
+    status: { ...nextStep(status, obs.now), phase: 'Progressing', message },
+    effects: [normal('AnalysisPassed', message)],
+  };
+};
+
+export const awaitAnalysis: Transition = (status, _obs, plan) => {
+  const step = currentStep(status, plan);
+  const need = step?.kind === 'analysis' ? step.iterations : 0;
+  const have = status.analysis?.consecutivePassed ?? 0;
+  return {
+    status: {
+      ...status,
+      phase: 'Progressing',
+      message: `waiting for ${need} consecutive passing checks (${have} so far)`,
+    },
+    effects: [],
+  };
+};
+
+/** Why the run should be held now, or undefined when it may move. Order: a person, safety, the plan. */
+export function holdReason(status: RolloutStatus, obs: Observation, plan: Plan): PauseReason | undefined {
+  if (obs.annotations.paused) return 'Manual';
+  const round = worstCheck(obs.checks)?.verdict;
+  const a = status.analysis ?? emptyAnalysis();
+  if (!obs.annotations.resume) {
+    // A safety pause starts on a round of its own kind, lasts while no round passes, and ends on a pass.
+    if (round === 'Error' && a.consecutiveErrors > plan.errorLimit) return 'MetricsUnavailable';
+    if (round === 'Inconclusive' && a.inconclusive > plan.inconclusiveLimit) return 'AnalysisInconclusive';
+    const safety =
+      status.pauseReason === 'MetricsUnavailable' || status.pauseReason === 'AnalysisInconclusive';
+    if (status.phase === 'Paused' && safety && round !== 'Pass') return status.pauseReason;
+  }
+  const step = currentStep(status, plan);
+  if (step?.kind === 'pause') {
+    const started = Date.parse(status.stepStartedAt ?? iso(obs.now));
+    const elapsed = step.durationMs !== undefined && obs.now - started >= step.durationMs;
+    if (!elapsed && !obs.annotations.resume) return 'PauseStep';
+  }
+  return undefined;
+}
+
+function pauseMessage(reason: PauseReason, status: RolloutStatus, obs: Observation, plan: Plan): string {
+  const a = status.analysis ?? emptyAnalysis();
+  switch (reason) {
+    case 'Manual':
+      return `paused by ${ANNOTATIONS.paused}; checks go on`;
+    case 'MetricsUnavailable':
+      return `metrics unavailable: ${a.consecutiveErrors} consecutive errors (limit ${plan.errorLimit}): ${worstCheck(obs.checks)?.reason ?? 'no answer'}; goes on when data returns`;
+    case 'AnalysisInconclusive':
+      return `analysis inconclusive: ${a.inconclusive} inconclusive checks (limit ${plan.inconclusiveLimit}); goes on when a check passes, or with ${ANNOTATIONS.resume}`;
+    case 'PauseStep': {
+      const step = currentStep(status, plan);
+      const wait =
+        step?.kind === 'pause' && step.durationMs !== undefined
+          ? `for ${formatDuration(step.durationMs)}`
+          : `for ${ANNOTATIONS.resume}`;
+      return `paused ${wait} (${stepLabel(status.currentStepIndex ?? 0, plan)})`;
+    }
+  }
+}
+
+export const hold: Transition = (status, obs, plan) => {
+  const reason = holdReason(status, obs, plan);
+  if (!reason) return { status, effects: [] };
+  const message = pauseMessage(reason, status, obs, plan);
+  const changed = status.phase !== 'Paused' || status.pauseReason !== reason;
+  return {
+    // A pause stops the progress-deadline clock: waiting on a person or on data is not a stuck step.
+    status: { ...status, phase: 'Paused', pauseReason: reason, message, progressSince: undefined },
+    effects: changed ? [normal('Paused', message)] : [],
+  };
+};
+
+/** Out of a pause: a finished pause step moves on; a resumed safety pause starts its counts afresh. */
+export const resume: Transition = (status, obs, plan) => {
+  const wasReason = status.pauseReason;
+  const step = currentStep(status, plan);
+  const fromPauseStep = step?.kind === 'pause';
+  const analysis = status.analysis ?? emptyAnalysis();
+  const fresh =
+    wasReason === 'MetricsUnavailable' || wasReason === 'AnalysisInconclusive'
+      ? { ...analysis, inconclusive: 0, consecutiveErrors: 0 }
+      : analysis;
+  const base: RolloutStatus = {
+    ...status,
+    analysis: fresh,
+    pauseReason: undefined,
+    progressSince: iso(obs.now),
+  };
+  const moved = fromPauseStep ? nextStep(base, obs.now) : base;
+  const by = obs.annotations.resume
+    ? ANNOTATIONS.resume
+    : wasReason === 'Manual'
+      ? `removing ${ANNOTATIONS.paused}`
+      : 'itself';
+  const message = `resumed (${by})${wasReason ? ` after ${wasReason}` : ''}`;
+  return {
+    status: { ...moved, phase: 'Progressing', message },
+    effects: status.phase === 'Paused' ? [normal('Resumed', message)] : [],
+  };
+};
+
+export const holdForWindow: Transition = (status, obs) => {
+  const next = obs.window.nextOpenAt ? `; opens ${iso(obs.window.nextOpenAt)}` : '';
+  return {
+    status: {
+      ...status,
+      phase: 'Progressing',
+      message: `outside the promotion window${next}`,
+      progressSince: undefined,
+    },
+    effects: [],
+  };
+};
+
+/** Keeps the deadline clock running once the run may move again (after a pause or a closed window). */
+export const clockOn: Transition = (status, obs) => ({
+  status: status.progressSince ? status : { ...status, progressSince: iso(obs.now) },
+  effects: [],
+});
+
+export const holdAfterFailure: Transition = (status, obs, plan) => {
+  const failed = status.analysis?.failed ?? 0;
+  return {
+    status: {
+      ...status,
+      message: `check failed (${failed} of ${plan.failureLimit} tolerated): ${worstCheck(obs.checks)?.reason ?? ''}`,
+    },
+    effects: [],
+  };
+};
+
+export const awaitTraffic: Transition = (status, obs) => {
+  const observed = obs.traffic ? `canary ${obs.traffic.canaryWeight}%` : 'no TrafficSplit yet';
+  const message = obs.routing.ok
+    ? `routing canary ${status.canaryWeight ?? 0}% (observed: ${observed})`
+    : `cannot route traffic: ${obs.routing.message}`;
+  return { status: { ...status, message }, effects: [] };
+};
+
+export const awaitPassingChecks: Transition = (status) => ({
+  status: {
+    ...status,
+    phase: 'Progressing',
+    message: 'every step done; promotion waits for a passing check of every metric',
+  },
+  effects: [],
+});
+
+export const beginPromotion: Transition = (status, obs, plan) => {
+  const manual = obs.annotations.promote;
+  const message = manual
+    ? `promoting now (${ANNOTATIONS.promote})`
+    : 'every step passed; promoting the canary to 100%';
+  return {
+    status: {
+      ...status,
+      phase: 'Promoting',
+      message,
+      ...weights(100),
+      currentStepIndex: plan.steps.length,
+      pauseReason: undefined,
+      progressSince: undefined,
+    },
+    effects: [normal('Promoting', message)],
+  };
+};
+
+export const finishPromotion: Transition = (status, obs) => {
+  const started = Date.parse(status.runStartedAt ?? iso(obs.now));
+  const message = `canary promoted: 100% of traffic on it after ${formatDuration(obs.now - started)}`;
+  return { status: { ...status, phase: 'Succeeded', message }, effects: [normal('Promoted', message)] };
+};
+
+function beginRollback(
+  status: RolloutStatus,
+  phase: 'Failed' | 'Aborted',
+  reason: string,
+  message: string,
+): Decision {
+  return {
+    status: {
+      ...status,
+      phase: 'RollingBack',
+      message: `rolling back: ${message}`,
+      ...weights(0),
+      pauseReason: undefined,
+      progressSince: undefined,
+      rollback: { phase, reason, message },
+    },
+    effects: [warning(phase === 'Aborted' ? 'Aborted' : reason, `rolling back to stable: ${message}`)],
+  };
+}
+
+export const beginAbort: Transition = (status) =>
+  beginRollback(status, 'Aborted', 'Aborted', `aborted by ${ANNOTATIONS.abort}`);
+
+export const beginFailure: Transition = (status, obs, plan) => {
+  const failing = worstCheck(obs.checks);
+  const failed = status.analysis?.failed ?? 0;
+  return beginRollback(
+    status,
+    'Failed',
+    'AnalysisFailed',
+    `${failing?.reason ?? 'a check failed'} (${failed} failed checks, limit ${plan.failureLimit})`,
+  );
+};
+
+export const beginDeadlineFailure: Transition = (status, _obs, plan) =>
+  beginRollback(
+    status,
+    'Failed',
+    'ProgressDeadlineExceeded',
+    `${stepLabel(status.currentStepIndex ?? 0, plan)} made no progress for ${formatDuration(plan.progressDeadlineMs)}`,
+  );
+
+export const finishRollback: Transition = (status) => {
+  const outcome = status.rollback ?? {
+    phase: 'Failed' as const,
+    reason: 'RolledBack',
+    message: 'rolled back',
+  };
+  const message = `${outcome.phase === 'Aborted' ? 'aborted' : 'failed'}: ${outcome.message}; stable 100%`;
+  return { status: { ...status, phase: outcome.phase, message }, effects: [warning('RolledBack', message)] };
+};
+
+/** A one-shot annotation that does not apply now is removed too, so it can never fire later by surprise. */
+export function oneShotEffects(obs: Observation, acted: ReadonlySet<string>): Effect[] {
+  const effects: Effect[] = [];
+  for (const key of ['resume', 'promote', 'abort', 'retry'] as const) {
+    if (!obs.annotations[key]) continue;
+    const annotation = ANNOTATIONS[key];
+    effects.push({ type: 'clearAnnotation', key: annotation });
+    if (!acted.has(key))
+      effects.push(normal('AnnotationIgnored', `${annotation} does not apply now; removed`));
+  }
+  return effects;
+}

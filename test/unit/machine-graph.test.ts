@@ -1,0 +1,137 @@
+// A walk over the machine's reachable states: seeded random worlds (verdicts, annotations, windows,
+// drift, new generations, invalid specs) driving decide(), with the invariants checked after each step.
+import { expect } from 'chai';
+import type { Verdict } from '../../src/analysis/types.js';
+import type { Phase } from '../../src/api/v1alpha1.js';
+import { latestVerdicts } from '../../src/machine/checks.js';
+import { planOf } from '../../src/machine/plan.js';
+import { rolloutMachine } from '../../src/machine/rollout-machine.js';
+import { spec, World } from '../support/machine-world.js';
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const VERDICTS: (Verdict | undefined)[] = [
+  'Pass',
+  'Pass',
+  'Pass',
+  'Fail',
+  'Inconclusive',
+  'Error',
+  undefined,
+];
+const SPECS = [
+  spec(),
+  spec({ steps: undefined, stepWeight: 25, maxWeight: 75 }),
+  spec({ steps: [{ setWeight: 10 }, { pause: {} }, { setWeight: 60 }, { analysis: { iterations: 3 } }] }),
+  spec({ steps: [{ setWeight: 30 }, { setWeight: 100 }], progressDeadlineSeconds: 30 }),
+];
+
+describe('machine: graph walk over reachable states', function () {
+  this.timeout(60_000);
+
+  it('keeps every invariant on 2,000 seeded walks and reaches every state of the machine', () => {
+    const visited = new Set<Phase>();
+    for (let walk = Number(process.env.WALK_FROM ?? 0); walk < Number(process.env.WALK_TO ?? 2000); walk++) {
+      const random = prng(walk + 1);
+      const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+      const base = structuredClone(pick(SPECS));
+      base.analysis!.failureLimit = pick([0, 0, 1]);
+      base.analysis!.inconclusiveLimit = pick([0, 2]);
+      base.analysis!.errorLimit = pick([0, 4]);
+      const w = new World(base);
+      let manualPromote = false;
+      let passesThisRun = 0;
+
+      for (let step = 0; step < 80; step++) {
+        // Perturb the world.
+        const r = random();
+        if (r < 0.25) w.verdict = pick(VERDICTS);
+        else if (r < 0.3) w.annotations.paused = !w.annotations.paused;
+        else if (r < 0.34) w.annotations[pick(['resume', 'promote', 'abort', 'retry'] as const)] = true;
+        else if (r < 0.37)
+          w.window = random() < 0.5 ? { open: true } : { open: false, nextOpenAt: w.now + 5000 };
+        else if (r < 0.39 && w.traffic)
+          w.traffic = { canaryWeight: pick([0, 33, 100]), lastWritten: w.traffic.lastWritten };
+        else if (r < 0.4) w.generation++;
+        else if (r < 0.42)
+          w.validation =
+            random() < 0.5
+              ? { valid: true }
+              : { valid: false, reason: 'ServiceNotFound', message: 'spec.stableService: not found' };
+
+        const before = w.status;
+        const promoteAsked = w.annotations.promote;
+        const obs = w.observation();
+        w.rounds.length = 0;
+        const failedRound = obs.checks.some((c) => c.verdict === 'Fail');
+        const after = w.reconcile();
+        const status = w.status!;
+        const effects = w.last!.effects;
+        visited.add(before?.phase ?? (rolloutMachine.config.initial as Phase)).add(status.phase!);
+
+        if (effects.some((e) => e.type === 'event' && e.reason === 'RunStarted')) {
+          manualPromote = false;
+          passesThisRun = 0;
+        }
+        if (status.phase === 'Promoting' && before?.phase !== 'Promoting' && promoteAsked)
+          manualPromote = true;
+        passesThisRun += obs.checks.every((c) => c.verdict === 'Pass') && obs.checks.length > 0 ? 1 : 0;
+
+        const where = `walk ${walk} step ${step}: ${before?.phase} → ${status.phase}`;
+        if (process.env.WALK_TRACE)
+          console.log(
+            where,
+            JSON.stringify({
+              ann: obs.annotations,
+              checks: obs.checks.map((c) => c.verdict),
+              traffic: obs.traffic,
+              valid: obs.validation.valid,
+              gen: obs.generation,
+              idx: status.currentStepIndex,
+              w: status.canaryWeight,
+              msg: status.message,
+              eff: effects.map((e) => (e.type === 'event' ? e.reason : e.type)),
+            }),
+          );
+        // Weights are within 0..100 and add up to 100.
+        expect(status.canaryWeight ?? 0, where).to.be.within(0, 100);
+        if (status.stableWeight !== undefined)
+          expect(status.canaryWeight! + status.stableWeight, where).to.equal(100);
+        for (const e of effects)
+          if (e.type === 'setWeights') expect(e.canaryWeight, where).to.be.within(0, 100);
+        // The canary's weight is never raised in a reconcile whose checks failed.
+        if (failedRound) expect(status.canaryWeight ?? 0, where).to.be.at.most(before?.canaryWeight ?? 0);
+        // An invalid spec never touches traffic.
+        if (!obs.validation.valid)
+          expect(
+            effects.filter((e) => e.type === 'setWeights'),
+            where,
+          ).to.deep.equal([]);
+        // Succeeded only after the last step with every metric's latest check passing, or after a promote.
+        if (status.phase === 'Succeeded' && before?.phase !== 'Succeeded') {
+          const plan = planOf(w.spec);
+          const allPass = [...latestVerdicts(status.analysis, plan.metrics).values()].every(
+            (v) => v === 'Pass',
+          );
+          expect(manualPromote || (status.currentStepIndex! >= plan.steps.length && allPass), where).to.equal(
+            true,
+          );
+          // Never on missing data: without a promote, at least one round of this run passed.
+          if (!manualPromote) expect(passesThisRun, where).to.be.greaterThan(0);
+        }
+        w.now += after === undefined ? 1000 : Math.max(1, Math.min(after, 5000));
+      }
+    }
+    const states = Object.keys(rolloutMachine.root.states).sort();
+    expect([...visited].sort(), `visited ${[...visited].join(', ')}`).to.deep.equal(states);
+  });
+});
