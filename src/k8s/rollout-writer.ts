@@ -1,0 +1,205 @@
+// Writes to a Rollout: status (minimal merge patches to /status), one-shot annotations, the traffic finalizer.
+// Every write is a patch of what changed; nothing here decides what to write, only how to send it.
+import {
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import { GROUP, TRAFFIC_FINALIZER, VERSION, type RolloutStatus } from '../api/v1alpha1.js';
+import { apiError, type ApiError } from './api-error.js';
+
+export type JsonObject = { [key: string]: unknown };
+export type WriteResult<T> = { ok: true; value: T } | { ok: false; error: ApiError };
+
+const ROLLOUTS = { group: GROUP, version: VERSION, plural: 'rollouts' } as const;
+
+const isPlainObject = (v: unknown): v is JsonObject =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a)) {
+    return Array.isArray(b) && a.length === b.length && a.every((v, i) => deepEqual(v, b[i]));
+  }
+  if (isPlainObject(a) && isPlainObject(b)) {
+    const keys = Object.keys(a).filter((k) => a[k] !== undefined);
+    const other = Object.keys(b).filter((k) => b[k] !== undefined);
+    return keys.length === other.length && keys.every((k) => deepEqual(a[k], b[k]));
+  }
+  return false;
+}
+
+/**
+ * The RFC 7386 JSON merge patch that turns `before` into `after`: changed and new fields, null for
+ * removed ones (undefined and null in `after` both mean absent), arrays whole. `{}` when nothing changed.
+ */
+export function mergePatchDiff(before: JsonObject | undefined, after: JsonObject | undefined): JsonObject {
+  const from = before ?? {};
+  const to = after ?? {};
+  const patch: JsonObject = {};
+  for (const key of Object.keys(from)) {
+    if (from[key] !== undefined && from[key] !== null && (to[key] === undefined || to[key] === null)) {
+      patch[key] = null;
+    }
+  }
+  for (const key of Object.keys(to)) {
+    const next = to[key];
+    const prev = from[key];
+    if (next === undefined || next === null || deepEqual(prev, next)) continue;
+    if (isPlainObject(prev) && isPlainObject(next)) {
+      const nested = mergePatchDiff(prev, next);
+      if (Object.keys(nested).length > 0) patch[key] = nested;
+    } else {
+      // A merge patch cannot express an array edit, and a new object is sent as it is, minus its absent keys.
+      patch[key] = isPlainObject(next) ? withoutAbsent(next) : next;
+    }
+  }
+  return patch;
+}
+
+/** An object as a merge patch value: nulls inside would delete, undefineds would not serialize. */
+function withoutAbsent(obj: JsonObject): JsonObject {
+  const out: JsonObject = {};
+  for (const [k, v] of Object.entries(obj)) {
+    if (v === undefined || v === null) continue;
+    out[k] = isPlainObject(v) ? withoutAbsent(v) : v;
+  }
+  return out;
+}
+
+export interface PatchStatusOptions {
+  /**
+   * The resourceVersion `before` was read at: the write then fails with a conflict if the Rollout changed
+   * since, instead of diffing against a status that is no longer there.
+   */
+  resourceVersion?: string;
+}
+
+export class RolloutWriter {
+  private readonly api: CustomObjectsApi;
+  private readonly fieldManager: string;
+
+  constructor(kc: KubeConfig, opts: { fieldManager?: string } = {}) {
+    this.api = kc.makeApiClient(CustomObjectsApi);
+    this.fieldManager = opts.fieldManager ?? 'perch-controller';
+  }
+
+  /** Sends what changed from `before` to `after` to /status; value: whether anything was sent. */
+  async patchStatus(
+    namespace: string,
+    name: string,
+    before: RolloutStatus | undefined,
+    after: RolloutStatus | undefined,
+    opts: PatchStatusOptions = {},
+  ): Promise<WriteResult<boolean>> {
+    const diff = mergePatchDiff(before as JsonObject | undefined, after as JsonObject | undefined);
+    if (Object.keys(diff).length === 0) return { ok: true, value: false };
+    const body: JsonObject = { status: diff };
+    if (opts.resourceVersion) body.metadata = { resourceVersion: opts.resourceVersion };
+    try {
+      await this.api.patchNamespacedCustomObjectStatus(
+        { ...ROLLOUTS, namespace, name, body, fieldManager: this.fieldManager },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      return { ok: true, value: true };
+    } catch (err) {
+      return { ok: false, error: apiError(err) };
+    }
+  }
+
+  /** Removes annotations (the one-shots, once acted on); value: whether anything was sent. */
+  async clearAnnotations(
+    namespace: string,
+    name: string,
+    keys: readonly string[],
+  ): Promise<WriteResult<boolean>> {
+    if (keys.length === 0) return { ok: true, value: false };
+    const annotations = Object.fromEntries(keys.map((k) => [k, null]));
+    try {
+      await this.api.patchNamespacedCustomObject(
+        {
+          ...ROLLOUTS,
+          namespace,
+          name,
+          body: { metadata: { annotations } },
+          fieldManager: this.fieldManager,
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      return { ok: true, value: true };
+    } catch (err) {
+      return { ok: false, error: apiError(err) };
+    }
+  }
+
+  /**
+   * Adds perch.dev/traffic to the Rollout as cached. value: whether it was sent (false: already there).
+   * The patch holds only if the Rollout is still at the cached resourceVersion, see `guarded`.
+   */
+  async addFinalizer(rollout: KubernetesObject): Promise<WriteResult<boolean>> {
+    const finalizers = rollout.metadata?.finalizers;
+    if (finalizers?.includes(TRAFFIC_FINALIZER)) return { ok: true, value: false };
+    const op = finalizers
+      ? { op: 'add', path: '/metadata/finalizers/-', value: TRAFFIC_FINALIZER }
+      : { op: 'add', path: '/metadata/finalizers', value: [TRAFFIC_FINALIZER] };
+    return this.guarded(rollout, [op]);
+  }
+
+  /** Removes perch.dev/traffic from the Rollout as cached. value: whether it was sent (false: not there). */
+  async removeFinalizer(rollout: KubernetesObject): Promise<WriteResult<boolean>> {
+    const index = rollout.metadata?.finalizers?.indexOf(TRAFFIC_FINALIZER) ?? -1;
+    if (index < 0) return { ok: true, value: false };
+    const path = `/metadata/finalizers/${index}`;
+    return this.guarded(rollout, [
+      { op: 'test', path, value: TRAFFIC_FINALIZER },
+      { op: 'remove', path },
+    ]);
+  }
+
+  /**
+   * A JSON patch of finalizers by index is only right for the list it was computed from, so it opens with
+   * a `test` of the cached resourceVersion: another writer's finalizer is never added over or removed.
+   */
+  private async guarded(rollout: KubernetesObject, ops: object[]): Promise<WriteResult<boolean>> {
+    const namespace = rollout.metadata?.namespace ?? '';
+    const name = rollout.metadata?.name ?? '';
+    const resourceVersion = rollout.metadata?.resourceVersion;
+    if (!resourceVersion) {
+      return {
+        ok: false,
+        error: {
+          kind: 'bug',
+          code: 0,
+          reason: 'NoResourceVersion',
+          message: `Rollout ${namespace}/${name} has no resourceVersion`,
+        },
+      };
+    }
+    const body = [{ op: 'test', path: '/metadata/resourceVersion', value: resourceVersion }, ...ops];
+    try {
+      await this.api.patchNamespacedCustomObject(
+        { ...ROLLOUTS, namespace, name, body, fieldManager: this.fieldManager },
+        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+      );
+      return { ok: true, value: true };
+    } catch (err) {
+      const e = apiError(err);
+      // kube-apiserver answers a failed `test` op with 422 Invalid, not 409; for this patch it can only
+      // mean the Rollout moved on from the cached version, which callers handle as a conflict.
+      if (e.code === 422) {
+        return {
+          ok: false,
+          error: {
+            kind: 'conflict',
+            code: e.code,
+            reason: 'Conflict',
+            message: `Rollout ${namespace}/${name} changed since resourceVersion ${resourceVersion}: ${e.message}`,
+          },
+        };
+      }
+      return { ok: false, error: e };
+    }
+  }
+}

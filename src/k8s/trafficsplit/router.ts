@@ -1,0 +1,322 @@
+// The TrafficSplit router: parses a cached TrafficSplit into what the machine observes, and writes weights.
+// Shared by every SMI version; v1alpha1.ts, v1alpha2.ts and v1alpha3.ts own what differs between them.
+import {
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type KubernetesObject,
+  type V1OwnerReference,
+} from '@kubernetes/client-node';
+import { ANNOTATIONS, API_VERSION, type SmiApiVersion } from '../../api/v1alpha1.js';
+import { apiError, type ApiError } from '../api-error.js';
+import { v1alpha1 } from './v1alpha1.js';
+import { v1alpha2 } from './v1alpha2.js';
+import { v1alpha3 } from './v1alpha3.js';
+
+/** The canary weight Perch wrote last, so a different weight on the object is someone else's. */
+export const CANARY_WEIGHT_ANNOTATION = 'perch.dev/canary-weight';
+export const SMI_GROUP = 'split.smi-spec.io';
+export const TRAFFICSPLIT_PLURAL = 'trafficsplits';
+
+export interface Backend {
+  service: string;
+  weight: number | string;
+}
+
+/** What differs between SMI versions: the weight's type on the wire and the spec fields Perch writes. */
+export interface SmiVersionModule {
+  readonly versions: readonly SmiApiVersion[];
+  /** A backend weight as the version stores it, as a number; undefined when it is not a weight. */
+  parseWeight(raw: unknown): number | undefined;
+  /** A whole percentage as this version writes it. */
+  formatWeight(percent: number): number | string;
+  /** The spec fields of one merge patch (or a create); fields left out stay as they are on the object. */
+  spec(service: string, backends: Backend[]): Record<string, unknown>;
+}
+
+const MODULES: readonly SmiVersionModule[] = [v1alpha1, v1alpha2, v1alpha3];
+
+/** Where Perch routes: the TrafficSplit, its Services, and the Rollout that owns it. */
+export interface SplitTarget {
+  namespace: string;
+  /** The TrafficSplit's name. */
+  name: string;
+  /** Short name or `<name>.<namespace>.svc.cluster.local`. */
+  rootService: string;
+  stableService: string;
+  canaryService: string;
+  apiVersion: SmiApiVersion;
+  rollout: { name: string; uid: string };
+}
+
+/** owner: its ownerReferences name the Rollout; annotated: perch.dev/managed-by names it; else foreign. */
+export type Ownership = 'owner' | 'annotated' | 'foreign';
+
+export interface ObservedSplit {
+  /** The canary's share of the total weight, as a whole percentage. */
+  canaryWeight: number;
+  /** The perch.dev/canary-weight annotation: what Perch wrote last. */
+  lastWritten?: number;
+  owned: Ownership;
+}
+
+/** The TrafficSplit is someone else's: Perch must not write it (TrafficRouted=False, reason NotOwned). */
+export interface NotOwnedError {
+  kind: 'notOwned';
+  code: 0;
+  reason: 'NotOwned';
+  message: string;
+}
+
+export type RouterError = ApiError | NotOwnedError;
+export type SetWeightsOutcome = 'created' | 'patched' | 'unchanged';
+export type SetWeightsResult = { ok: true; outcome: SetWeightsOutcome } | { ok: false; error: RouterError };
+
+interface SplitShape extends KubernetesObject {
+  spec?: { service?: unknown; backends?: unknown };
+}
+
+export function versionModule(apiVersion: string | undefined): SmiVersionModule | undefined {
+  return MODULES.find((m) => (m.versions as readonly string[]).includes(apiVersion ?? ''));
+}
+
+function moduleFor(apiVersion: SmiApiVersion): SmiVersionModule {
+  const m = versionModule(apiVersion);
+  // SmiApiVersion is a closed union and every member has a module, so this is a bug, not input.
+  if (!m) throw new Error(`no TrafficSplit module for ${apiVersion}`);
+  return m;
+}
+
+const clusterSuffix = (namespace: string) => `.${namespace}.svc.cluster.local`;
+
+/** A Service name of the namespace: a short name as is, the namespace's FQDN shortened; else undefined. */
+export function shortServiceName(namespace: string, service: string): string | undefined {
+  const name = service.endsWith(clusterSuffix(namespace))
+    ? service.slice(0, -clusterSuffix(namespace).length)
+    : service;
+  return /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name) ? name : undefined;
+}
+
+/** The root service as SPEC §3 writes it: `<name>.<namespace>.svc.cluster.local`. */
+export function rootServiceFqdn(namespace: string, service: string): string | undefined {
+  const name = shortServiceName(namespace, service);
+  return name === undefined ? undefined : `${name}${clusterSuffix(namespace)}`;
+}
+
+/** The backends for a canary weight: stable then canary, total 100, a backend at 0 left out. */
+export function desiredBackends(
+  target: Pick<SplitTarget, 'stableService' | 'canaryService'>,
+  canaryWeight: number,
+): { service: string; weight: number }[] {
+  return [
+    { service: target.stableService, weight: 100 - canaryWeight },
+    { service: target.canaryService, weight: canaryWeight },
+  ].filter((b) => b.weight > 0);
+}
+
+export function ownershipOf(obj: KubernetesObject, rollout: SplitTarget['rollout']): Ownership {
+  if ((obj.metadata?.ownerReferences ?? []).some((ref) => ref.uid === rollout.uid)) return 'owner';
+  if (obj.metadata?.annotations?.[ANNOTATIONS.managedBy] === rollout.name) return 'annotated';
+  return 'foreign';
+}
+
+function parseLastWritten(raw: string | undefined): number | undefined {
+  if (raw === undefined || !/^\d{1,3}$/.test(raw.trim())) return undefined;
+  const n = Number(raw);
+  return n <= 100 ? n : undefined;
+}
+
+/** The backends of an object, weights as numbers (an unreadable weight counts as 0). */
+function backendsOf(obj: SplitShape, module: SmiVersionModule): { service: string; weight: number }[] {
+  const raw = obj.spec?.backends;
+  if (!Array.isArray(raw)) return [];
+  return raw.map((b: { service?: unknown; weight?: unknown } | null) => ({
+    service: typeof b?.service === 'string' ? b.service : '',
+    weight: module.parseWeight(b?.weight) ?? 0,
+  }));
+}
+
+/** The module that reads an object: its own apiVersion's, else the target's (the informer may watch another). */
+function readerFor(obj: KubernetesObject, target: Pick<SplitTarget, 'apiVersion'>): SmiVersionModule {
+  return versionModule(obj.apiVersion) ?? moduleFor(target.apiVersion);
+}
+
+/** What the machine observes of a TrafficSplit (from an informer cache). Pure. */
+export function readSplit(obj: KubernetesObject, target: SplitTarget): ObservedSplit {
+  const backends = backendsOf(obj as SplitShape, readerFor(obj, target));
+  const canary = shortServiceName(target.namespace, target.canaryService) ?? target.canaryService;
+  const total = backends.reduce((sum, b) => sum + b.weight, 0);
+  const canaryRaw = backends
+    .filter((b) => (shortServiceName(target.namespace, b.service) ?? b.service) === canary)
+    .reduce((sum, b) => sum + b.weight, 0);
+  const observed: ObservedSplit = {
+    canaryWeight: total > 0 ? Math.round((100 * canaryRaw) / total) : 0,
+    owned: ownershipOf(obj, target.rollout),
+  };
+  const lastWritten = parseLastWritten(obj.metadata?.annotations?.[CANARY_WEIGHT_ANNOTATION]);
+  if (lastWritten !== undefined) observed.lastWritten = lastWritten;
+  return observed;
+}
+
+const invalid = (message: string): { ok: false; error: ApiError } => ({
+  ok: false,
+  error: { kind: 'invalid', code: 0, reason: 'InvalidTarget', message },
+});
+
+interface Plan {
+  module: SmiVersionModule;
+  service: string;
+  backends: { service: string; weight: number }[];
+}
+
+/** The target's SPEC §3 shape for a weight, or why it cannot have one (validation should have caught it). */
+function planFor(
+  target: SplitTarget,
+  canaryWeight: number,
+): { ok: true; plan: Plan } | { ok: false; error: ApiError } {
+  if (!Number.isInteger(canaryWeight) || canaryWeight < 0 || canaryWeight > 100) {
+    return invalid(`canary weight ${canaryWeight} is not a whole percentage 0..100`);
+  }
+  const service = rootServiceFqdn(target.namespace, target.rootService);
+  if (!service) {
+    return invalid(`root service ${target.rootService} is not a Service of namespace ${target.namespace}`);
+  }
+  const stable = shortServiceName(target.namespace, target.stableService);
+  const canary = shortServiceName(target.namespace, target.canaryService);
+  if (!stable || !canary) {
+    return invalid(`stable ${target.stableService} and canary ${target.canaryService} must be Service names`);
+  }
+  if (stable === canary) return invalid(`stable and canary are the same Service ${stable}`);
+  const backends = desiredBackends({ stableService: stable, canaryService: canary }, canaryWeight);
+  return { ok: true, plan: { module: moduleFor(target.apiVersion), service, backends } };
+}
+
+/** Whether the object already routes exactly as planned (same root, same backends and weights). */
+function routesAsPlanned(obj: KubernetesObject, target: SplitTarget, plan: Plan): boolean {
+  const spec = (obj as SplitShape).spec;
+  if (spec?.service !== plan.service) return false;
+  const current = backendsOf(obj as SplitShape, readerFor(obj, target));
+  return (
+    current.length === plan.backends.length &&
+    plan.backends.every((want) => current.some((b) => b.service === want.service && b.weight === want.weight))
+  );
+}
+
+export interface TrafficRouterOptions {
+  /** The field manager named in managedFields; default perch-controller. */
+  fieldManager?: string;
+}
+
+export class TrafficRouter {
+  private readonly api: CustomObjectsApi;
+  private readonly fieldManager: string;
+
+  constructor(kc: KubeConfig, opts: TrafficRouterOptions = {}) {
+    this.api = kc.makeApiClient(CustomObjectsApi);
+    this.fieldManager = opts.fieldManager ?? 'perch-controller';
+  }
+
+  /**
+   * Routes canaryWeight% to the canary and the rest to stable. `current` is the TrafficSplit as cached
+   * (undefined: it does not exist, so it is created). One merge patch, and none when nothing would change.
+   */
+  async setWeights(
+    target: SplitTarget,
+    canaryWeight: number,
+    current?: KubernetesObject,
+  ): Promise<SetWeightsResult> {
+    const planned = planFor(target, canaryWeight);
+    if (!planned.ok) return planned;
+    const { plan } = planned;
+    if (!current) return this.create(target, canaryWeight, plan);
+    if (ownershipOf(current, target.rollout) === 'foreign') {
+      return {
+        ok: false,
+        error: {
+          kind: 'notOwned',
+          code: 0,
+          reason: 'NotOwned',
+          message:
+            `TrafficSplit ${target.namespace}/${target.name} is not owned by Rollout ${target.rollout.name}; ` +
+            `annotate it ${ANNOTATIONS.managedBy}=${target.rollout.name} to let Perch manage it`,
+        },
+      };
+    }
+    if (routesAsPlanned(current, target, plan)) return { ok: true, outcome: 'unchanged' };
+    return this.patch(target, canaryWeight, plan);
+  }
+
+  private wire(plan: Plan): Record<string, unknown> {
+    const backends = plan.backends.map((b) => ({
+      service: b.service,
+      weight: plan.module.formatWeight(b.weight),
+    }));
+    return plan.module.spec(plan.service, backends);
+  }
+
+  private async create(target: SplitTarget, canaryWeight: number, plan: Plan): Promise<SetWeightsResult> {
+    const owner: V1OwnerReference = {
+      apiVersion: API_VERSION,
+      kind: 'Rollout',
+      name: target.rollout.name,
+      uid: target.rollout.uid,
+      controller: true,
+      blockOwnerDeletion: true,
+    };
+    const body = {
+      apiVersion: target.apiVersion,
+      kind: 'TrafficSplit',
+      metadata: {
+        name: target.name,
+        namespace: target.namespace,
+        annotations: {
+          [ANNOTATIONS.managedBy]: target.rollout.name,
+          [CANARY_WEIGHT_ANNOTATION]: String(canaryWeight),
+        },
+        ownerReferences: [owner],
+      },
+      spec: this.wire(plan),
+    };
+    try {
+      await this.api.createNamespacedCustomObject({
+        ...this.resource(target),
+        namespace: target.namespace,
+        body,
+        fieldManager: this.fieldManager,
+      });
+      // 409 AlreadyExists lands below as a conflict: the cache was behind, retry with the object.
+      return { ok: true, outcome: 'created' };
+    } catch (err) {
+      return { ok: false, error: apiError(err) };
+    }
+  }
+
+  private async patch(target: SplitTarget, canaryWeight: number, plan: Plan): Promise<SetWeightsResult> {
+    // Backends are an array, so the merge patch replaces them whole; the annotation rides along, so
+    // weights and the record of who wrote them change in one write.
+    const body = {
+      metadata: { annotations: { [CANARY_WEIGHT_ANNOTATION]: String(canaryWeight) } },
+      spec: this.wire(plan),
+    };
+    try {
+      await this.api.patchNamespacedCustomObject(
+        {
+          ...this.resource(target),
+          namespace: target.namespace,
+          name: target.name,
+          body,
+          fieldManager: this.fieldManager,
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      return { ok: true, outcome: 'patched' };
+    } catch (err) {
+      return { ok: false, error: apiError(err) };
+    }
+  }
+
+  private resource(target: SplitTarget) {
+    return { group: SMI_GROUP, version: target.apiVersion.split('/')[1]!, plural: TRAFFICSPLIT_PLURAL };
+  }
+}
