@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // `perch`: the command-line entry point; each subcommand lives in its own module.
+import { controllerCommand, CONTROLLER_USAGE } from './controller.js';
 import { runMain } from './main.js';
 import { sandboxCommand, SANDBOX_USAGE } from './sandbox.js';
 import { UsageError } from './usage-error.js';
@@ -7,13 +8,18 @@ import { UsageError } from './usage-error.js';
 const USAGE = `usage: perch <command> [flags]
 
 commands:
+  controller the Rollout controller
   sandbox    the local Kubernetes control plane (official kube-apiserver, etcd, kube-controller-manager)
+
+${CONTROLLER_USAGE}
 
 ${SANDBOX_USAGE}`;
 
 runMain('perch', async () => {
   const [command, ...rest] = process.argv.slice(2);
   switch (command) {
+    case 'controller':
+      return controllerCommand(rest);
     case 'sandbox':
       return sandboxCommand(rest);
     case undefined:

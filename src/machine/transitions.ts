@@ -129,9 +129,12 @@ export const awaitAnalysis: Transition = (status, _obs, plan) => {
 /** Why the run should be held now, or undefined when it may move. Order: a person, safety, the plan. */
 export function holdReason(status: RolloutStatus, obs: Observation, plan: Plan): PauseReason | undefined {
   if (obs.annotations.paused) return 'Manual';
+  // perch.dev/resume only ends a pause already in effect. One present as a pause begins is early, or
+  // left over from a resume acted on just before a crash: it must never skip the pause that follows.
+  const resume = obs.annotations.resume && status.phase === 'Paused';
   const round = worstCheck(obs.checks)?.verdict;
   const a = status.analysis ?? emptyAnalysis();
-  if (!obs.annotations.resume) {
+  if (!resume) {
     // A safety pause starts on a round of its own kind, lasts while no round passes, and ends on a pass.
     if (round === 'Error' && a.consecutiveErrors > plan.errorLimit) return 'MetricsUnavailable';
     if (round === 'Inconclusive' && a.inconclusive > plan.inconclusiveLimit) return 'AnalysisInconclusive';
@@ -143,7 +146,7 @@ export function holdReason(status: RolloutStatus, obs: Observation, plan: Plan):
   if (step?.kind === 'pause') {
     const started = Date.parse(status.stepStartedAt ?? iso(obs.now));
     const elapsed = step.durationMs !== undefined && obs.now - started >= step.durationMs;
-    if (!elapsed && !obs.annotations.resume) return 'PauseStep';
+    if (!elapsed && !resume) return 'PauseStep';
   }
   return undefined;
 }

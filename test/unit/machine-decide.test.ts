@@ -175,6 +175,21 @@ describe('machine: annotations', () => {
     expect(w.reasons().filter((r) => r === 'RunStarted')).to.have.length(2);
   });
 
+  it('a resume left behind by a crash (acted on, not yet removed) never skips the next pause', () => {
+    const w = new World(
+      spec({ steps: [{ setWeight: 10 }, { pause: {} }, { pause: {} }, { setWeight: 100 }] }),
+    );
+    w.runUntil((x) => x.phase() === 'Paused');
+    w.annotations.resume = true;
+    w.reconcile();
+    expect(w.status?.currentStepIndex).to.equal(2);
+    w.annotations.resume = true; // the controller died before removing it
+    w.runUntil(() => false, 50);
+    expect(w.phase()).to.equal('Paused');
+    expect(w.status?.currentStepIndex).to.equal(2);
+    expect(w.annotations.resume).to.equal(false);
+  });
+
   it('removes a one-shot annotation that does not apply, so it never fires later', () => {
     const w = new World(
       spec({ steps: [{ setWeight: 10 }, { setWeight: 20 }, { pause: {} }, { setWeight: 100 }] }),

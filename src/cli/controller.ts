@@ -1,0 +1,77 @@
+// `perch controller`: flags (each also an env var PERCH_*), then the controller until SIGTERM/SIGINT.
+import { KubeConfig } from '@kubernetes/client-node';
+import { parseArgs } from 'node:util';
+import { runController } from '../controller/controller.js';
+import { createLogger, type LogFormat, type LogLevel } from '../controller/log.js';
+import { UsageError } from './usage-error.js';
+
+export const CONTROLLER_USAGE = `usage: perch controller [flags]   (each flag also an env var: --prometheus-url → PERCH_PROMETHEUS_URL)
+  --kubeconfig FILE       kubeconfig to use (default: in-cluster config, then $KUBECONFIG, then ~/.kube/config)
+  --namespace NS          watch one namespace (default: all)
+  --prometheus-url URL    Prometheus for metrics that name no address of their own
+  --metrics-addr ADDR     serve /metrics, /healthz, /readyz here (default :8080; port 0 picks a free one)
+  --leader-elect          elect a leader through a coordination.k8s.io/v1 Lease before reconciling
+  --log-level LEVEL       debug | info | warn | error (default info)
+  --log-format FORMAT     json | text (default text)`;
+
+const FLAGS = {
+  kubeconfig: { type: 'string' },
+  namespace: { type: 'string' },
+  'prometheus-url': { type: 'string' },
+  'metrics-addr': { type: 'string' },
+  'leader-elect': { type: 'boolean' },
+  'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** A flag's value, else its PERCH_* environment variable. */
+function fromEnv(name: string): string | undefined {
+  return process.env[`PERCH_${name.toUpperCase().replace(/-/g, '_')}`];
+}
+
+function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new UsageError(`--${flag} ${value}: use one of ${allowed.join(', ')}`);
+}
+
+export async function controllerCommand(argv: string[]): Promise<number> {
+  let values;
+  try {
+    values = parseArgs({ args: argv, options: FLAGS, strict: true }).values;
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n${CONTROLLER_USAGE}`);
+  }
+  if (values.help) {
+    process.stdout.write(`${CONTROLLER_USAGE}\n`);
+    return 0;
+  }
+  const get = (k: Exclude<keyof typeof FLAGS, 'leader-elect' | 'help'>) => values[k] ?? fromEnv(k);
+  const level = oneOf('log-level', get('log-level') ?? 'info', [
+    'debug',
+    'info',
+    'warn',
+    'error',
+  ] as LogLevel[]);
+  const format = oneOf('log-format', get('log-format') ?? 'text', ['json', 'text'] as LogFormat[]);
+  const log = createLogger(level, format);
+  const kc = new KubeConfig();
+  const kubeconfig = get('kubeconfig');
+  if (kubeconfig) kc.loadFromFile(kubeconfig);
+  else kc.loadFromDefault();
+  const controller = await runController({
+    kubeConfig: kc,
+    namespace: get('namespace'),
+    prometheusUrl: get('prometheus-url'),
+    metricsAddr: get('metrics-addr') ?? ':8080',
+    leaderElect: values['leader-elect'] ?? fromEnv('leader-elect') === 'true',
+    log,
+  });
+  await new Promise<void>((done) => {
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
+  log.info('stopping');
+  await controller.stop();
+  return 0;
+}

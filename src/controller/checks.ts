@@ -1,0 +1,83 @@
+// Runs one round of metric checks for a Rollout: resolve each query, render it, ask Prometheus,
+// judge the answer. Clients are shared per (address, timeout), so thousands of Rollouts share a few.
+import { PrometheusClient, type QueryOutcome } from '../analysis/prometheus-client.js';
+import { renderQuery } from '../analysis/template.js';
+import type { CheckResult } from '../analysis/types.js';
+import { checkMetric } from '../analysis/verdict.js';
+import type { Rollout } from '../api/v1alpha1.js';
+import { parseDuration } from '../machine/duration.js';
+import { metricQuery, rootServiceName, type Lookups } from './validate.js';
+
+export interface CheckRunnerOptions {
+  /** --prometheus-url: used when neither the MetricTemplate nor the Rollout names an address. */
+  defaultAddress?: string;
+  onOutcome?: (outcome: QueryOutcome) => void;
+}
+
+export class CheckRunner {
+  private readonly clients = new Map<string, PrometheusClient>();
+
+  constructor(private readonly opts: CheckRunnerOptions) {}
+
+  private client(address: string, timeoutMs: number): PrometheusClient {
+    const key = `${address} ${timeoutMs}`;
+    let c = this.clients.get(key);
+    if (!c) {
+      c = new PrometheusClient({ address, timeoutMs, onOutcome: this.opts.onOutcome });
+      this.clients.set(key, c);
+    }
+    return c;
+  }
+
+  /** One check per metric, made concurrently; every failure is a verdict, never a throw. */
+  async run(rollout: Rollout, lookups: Lookups, now: Date): Promise<CheckResult[]> {
+    const ns = rollout.metadata?.namespace ?? '';
+    const spec = rollout.spec;
+    const analysis = spec.analysis;
+    if (!analysis) return [];
+    const timeoutMs = parseDuration(analysis.prometheus?.timeout ?? '5s') ?? 5000;
+    const at = now.toISOString();
+    return Promise.all(
+      analysis.metrics.map(async (metric): Promise<CheckResult> => {
+        const error = (reason: string): CheckResult => ({
+          metric: metric.name,
+          verdict: 'Error',
+          reason,
+          at,
+        });
+        const resolved = metricQuery(metric, ns, lookups);
+        if (!resolved) return error(`${metric.name}: its MetricTemplate is missing`);
+        const rendered = renderQuery(
+          resolved.query,
+          {
+            namespace: ns,
+            name: rollout.metadata?.name ?? '',
+            service: rootServiceName(spec.service, ns) ?? spec.service,
+            stable: spec.stableService,
+            canary: spec.canaryService,
+            interval: analysis.interval,
+            variables: metric.templateVariables,
+          },
+          metric.name,
+        );
+        if (!rendered.ok) return error(rendered.error.message);
+        const address =
+          resolved.template?.spec.provider.address ??
+          analysis.prometheus?.address ??
+          this.opts.defaultAddress;
+        if (!address)
+          return error(
+            `${metric.name}: no Prometheus address (set spec.analysis.prometheus.address or --prometheus-url)`,
+          );
+        const result = await this.client(address, timeoutMs).query(rendered.value, { time: now });
+        return checkMetric({
+          metric: metric.name,
+          result,
+          thresholdRange: metric.thresholdRange,
+          onNoData: metric.onNoData,
+          at,
+        });
+      }),
+    );
+  }
+}

@@ -1,0 +1,249 @@
+// The controller's wiring: watch caches → work queue → reconcile, the actuator over the k8s writers,
+// shared Prometheus clients, the metrics endpoint. Everything it keeps in memory is a cache.
+import { type KubeConfig, type KubernetesObject, type V1Service } from '@kubernetes/client-node';
+import { isDeepStrictEqual } from 'node:util';
+import {
+  ANNOTATIONS,
+  type MetricTemplate,
+  type Rollout,
+  type RolloutStatus,
+  type SmiApiVersion,
+} from '../api/v1alpha1.js';
+import { Informer } from '../k8s/informer.js';
+import { rolloutRef, EventRecorder } from '../k8s/events.js';
+import { RolloutWriter } from '../k8s/rollout-writer.js';
+import { readSplit, TrafficRouter } from '../k8s/trafficsplit/router.js';
+import { CheckRunner } from './checks.js';
+import { startHttpServer } from './http-server.js';
+import type { Logger } from './log.js';
+import { ControllerMetrics } from './metrics.js';
+import { reconcile, type Actuator, type ClusterView, type ReconcileHooks } from './reconciler.js';
+import { compileWindow, type Window } from './window.js';
+import { WorkQueue } from './work-queue.js';
+
+export interface ControllerOptions {
+  kubeConfig: KubeConfig;
+  /** Watch one namespace; all when undefined. */
+  namespace?: string;
+  prometheusUrl?: string;
+  metricsAddr: string;
+  leaderElect: boolean;
+  log: Logger;
+  workers?: number;
+}
+
+export interface RunningController {
+  metricsAddress: string;
+  stop(): Promise<void>;
+}
+
+const key = (namespace: string | undefined, name: string | undefined) => `${namespace ?? ''}/${name ?? ''}`;
+const ROLLOUTS = { apiVersion: 'perch.dev/v1alpha1', kind: 'Rollout', plural: 'rollouts' };
+const TEMPLATES = { apiVersion: 'perch.dev/v1alpha1', kind: 'MetricTemplate', plural: 'metrictemplates' };
+const SERVICES = { apiVersion: 'v1', kind: 'Service', plural: 'services' };
+const TERMINAL = new Set(['Succeeded', 'Failed', 'Aborted']);
+/** A status write not yet seen in the cache is waited for this long at most (someone else may have written). */
+const EXPECTATION_TTL_MS = 5000;
+
+/** The status facts a reconcile depends on; the cache must show our last write of them before we decide again. */
+function fingerprint(s: RolloutStatus | undefined) {
+  return [
+    s?.observedGeneration,
+    s?.phase,
+    s?.currentStepIndex,
+    s?.canaryWeight,
+    s?.pauseReason,
+    s?.analysis?.lastCheckAt,
+    s?.analysis?.failed,
+    s?.rollback?.phase,
+  ];
+}
+
+export async function runController(opts: ControllerOptions): Promise<RunningController> {
+  if (opts.leaderElect) {
+    throw new Error('--leader-elect is not available in this build yet; run a single replica without it');
+  }
+  const { kubeConfig: kc, log } = opts;
+  const ns = opts.namespace;
+  const metrics = new ControllerMetrics();
+  const informerOpts = {
+    onError: (err: unknown, retryInMs: number) => log.warn('watch failed; retrying', { err, retryInMs }),
+  };
+  const rollouts = new Informer<Rollout>(kc, { ...ROLLOUTS, namespace: ns }, informerOpts);
+  const services = new Informer<V1Service>(kc, { ...SERVICES, namespace: ns }, informerOpts);
+  const templates = new Informer<MetricTemplate>(kc, { ...TEMPLATES, namespace: ns }, informerOpts);
+  const splits = new Map<SmiApiVersion, { informer: Informer<KubernetesObject>; synced: Promise<void> }>();
+
+  const queue = new WorkQueue<string>({
+    onError: (err, k, failures) =>
+      log.warn('reconcile failed; retrying with backoff', { rollout: k, failures, err }),
+  });
+  const enqueueNamespace = (namespace: string | undefined) => {
+    for (const r of rollouts.list(namespace)) queue.add(key(r.metadata?.namespace, r.metadata?.name));
+  };
+  const enqueueOwner = (o: KubernetesObject) => {
+    const owner = o.metadata?.ownerReferences?.find(
+      (ref) => ref.kind === 'Rollout' && ref.apiVersion === ROLLOUTS.apiVersion,
+    )?.name;
+    const name = owner ?? o.metadata?.annotations?.[ANNOTATIONS.managedBy];
+    if (name) queue.add(key(o.metadata?.namespace, name));
+  };
+
+  function splitInformer(apiVersion: SmiApiVersion) {
+    let entry = splits.get(apiVersion);
+    if (!entry) {
+      const informer = new Informer<KubernetesObject>(
+        kc,
+        { apiVersion, kind: 'TrafficSplit', plural: 'trafficsplits', namespace: ns },
+        informerOpts,
+      );
+      informer.onAdd(enqueueOwner).onUpdate(enqueueOwner).onDelete(enqueueOwner);
+      entry = { informer, synced: informer.start() };
+      splits.set(apiVersion, entry);
+    }
+    return entry;
+  }
+
+  const windows = new Map<string, ReturnType<typeof compileWindow>>();
+  const router = new TrafficRouter(kc);
+  const writer = new RolloutWriter(kc);
+  const recorder = new EventRecorder(kc, {
+    onError: (err, ev) => log.warn('could not record an Event', { reason: ev.reason, err: err.message }),
+  });
+  const checks = new CheckRunner({ defaultAddress: opts.prometheusUrl, onOutcome: metrics.countQuery });
+
+  const view: ClusterView = {
+    rollout: (namespace, name) => rollouts.get(name, namespace),
+    serviceExists: (namespace, name) => services.get(name, namespace) !== undefined,
+    metricTemplate: (namespace, name) => templates.get(name, namespace),
+    trafficSplit: (apiVersion, namespace, name) => splitInformer(apiVersion).informer.get(name, namespace),
+    readSplit: (obj, target) => readSplit(obj, target),
+    window(rollout, now) {
+      const w = rollout.spec.window;
+      if (!w) return { open: true };
+      const id = `${w.schedule}\u0000${w.timeZone ?? ''}`;
+      let compiled = windows.get(id);
+      if (!compiled) windows.set(id, (compiled = compileWindow(w)));
+      return compiled.ok ? (compiled.value as Window).state(now) : { error: compiled.error.message };
+    },
+  };
+
+  const fail = (what: string, error: { message: string; kind?: string }): never => {
+    throw new Error(`${what}: ${error.kind ? `${error.kind}: ` : ''}${error.message}`);
+  };
+  const act: Actuator = {
+    async patchStatus(rollout, before, after) {
+      const r = await writer.patchStatus(
+        rollout.metadata!.namespace!,
+        rollout.metadata!.name!,
+        before,
+        after,
+      );
+      return r.ok ? r.value : fail('status patch', r.error);
+    },
+    async setWeights(target, canaryWeight, current) {
+      const r = await router.setWeights(target, canaryWeight, current);
+      return r.ok ? r.outcome : fail(`TrafficSplit ${target.namespace}/${target.name}`, r.error);
+    },
+    event: (rollout, type, reason, message) => recorder.record(rolloutRef(rollout), type, reason, message),
+    async clearAnnotations(rollout, keys) {
+      const r = await writer.clearAnnotations(rollout.metadata!.namespace!, rollout.metadata!.name!, keys);
+      if (!r.ok) fail('annotation removal', r.error);
+    },
+    async addFinalizer(rollout) {
+      const r = await writer.addFinalizer(rollout);
+      if (!r.ok) fail('adding the finalizer', r.error);
+    },
+    async removeFinalizer(rollout) {
+      const r = await writer.removeFinalizer(rollout);
+      if (!r.ok) fail('removing the finalizer', r.error);
+    },
+  };
+
+  const hooks: ReconcileHooks = {
+    checks: (rollout, now) => checks.run(rollout, view, now),
+    observed(rollout, before, after, made) {
+      const namespace = rollout.metadata?.namespace ?? '';
+      const name = rollout.metadata?.name ?? '';
+      metrics.observeRollout(namespace, name, after.phase, after.canaryWeight);
+      metrics.countChecks(namespace, name, made);
+      if (after.phase && TERMINAL.has(after.phase) && before?.phase !== after.phase) {
+        const started = after.runStartedAt ? Date.parse(after.runStartedAt) : undefined;
+        metrics.countRun(namespace, after.phase, started ? (Date.now() - started) / 1000 : undefined);
+      }
+    },
+  };
+
+  // Our own status writes, until the cache shows them: deciding on an older status could repeat a step.
+  const expected = new Map<string, { status: RolloutStatus; at: number }>();
+
+  async function handle(k: string): Promise<void> {
+    const [namespace, name] = k.split('/') as [string, string];
+    const rollout = rollouts.get(name, namespace);
+    if (!rollout) {
+      metrics.forgetRollout(namespace, name);
+      expected.delete(k);
+      return;
+    }
+    const waiting = expected.get(k);
+    if (waiting) {
+      if (
+        !isDeepStrictEqual(fingerprint(rollout.status), fingerprint(waiting.status)) &&
+        Date.now() - waiting.at < EXPECTATION_TTL_MS
+      ) {
+        return; // the watch event for our write enqueues this key again
+      }
+      expected.delete(k);
+    }
+    const apiVersion = rollout.spec.trafficRouting?.smi?.apiVersion ?? 'split.smi-spec.io/v1alpha2';
+    await splitInformer(apiVersion).synced;
+    const end = metrics.reconcileDuration.startTimer();
+    const before = rollout.status;
+    const result = await reconcile(
+      rollout,
+      view,
+      {
+        ...act,
+        async patchStatus(r, b, after) {
+          const wrote = await act.patchStatus(r, b, after);
+          if (wrote) expected.set(k, { status: after, at: Date.now() });
+          return wrote;
+        },
+      },
+      hooks,
+    );
+    end();
+    queue.forget(k);
+    if (result.requeueAfterMs !== undefined) queue.addAfter(k, result.requeueAfterMs);
+    log.debug('reconciled', { rollout: k, phase: before?.phase, requeueAfterMs: result.requeueAfterMs });
+  }
+
+  const onRollout = (r: Rollout) => queue.add(key(r.metadata?.namespace, r.metadata?.name));
+  rollouts.onAdd(onRollout).onUpdate(onRollout).onDelete(onRollout);
+  const onNamespaceObject = (o: KubernetesObject) => enqueueNamespace(o.metadata?.namespace);
+  services.onAdd(onNamespaceObject).onUpdate(onNamespaceObject).onDelete(onNamespaceObject);
+  templates.onAdd(onNamespaceObject).onUpdate(onNamespaceObject).onDelete(onNamespaceObject);
+
+  let synced = false;
+  const http = await startHttpServer(opts.metricsAddr, metrics.registry, () => synced);
+  log.info('serving metrics', { address: http.address });
+  await Promise.all([
+    services.start(),
+    templates.start(),
+    splitInformer('split.smi-spec.io/v1alpha2').synced,
+  ]);
+  await rollouts.start();
+  synced = true;
+  queue.run(opts.workers ?? 4, handle);
+  log.info('controller started', { namespace: ns ?? '(all)', prometheus: opts.prometheusUrl });
+
+  return {
+    metricsAddress: http.address,
+    async stop() {
+      await queue.shutdown();
+      for (const i of [rollouts, services, templates, ...[...splits.values()].map((s) => s.informer)])
+        i.stop();
+      await http.close();
+    },
+  };
+}

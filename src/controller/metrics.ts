@@ -1,0 +1,95 @@
+// The controller's own Prometheus metrics (SPEC §6 names), on one prom-client registry.
+// Gauges per Rollout are set from each reconcile and removed with the Rollout.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { QueryOutcome } from '../analysis/prometheus-client.js';
+import type { CheckResult } from '../analysis/types.js';
+import type { Phase } from '../api/v1alpha1.js';
+import { PHASES } from '../machine/rollout-machine.js';
+
+export class ControllerMetrics {
+  readonly registry = new Registry();
+  private readonly info = new Gauge({
+    name: 'perch_rollout_info',
+    help: 'One per Rollout, labelled with its phase (1 for the current phase).',
+    labelNames: ['namespace', 'name', 'phase'],
+    registers: [this.registry],
+  });
+  private readonly weight = new Gauge({
+    name: 'perch_rollout_canary_weight',
+    help: "The canary's traffic weight in percent, as the status records it.",
+    labelNames: ['namespace', 'name'],
+    registers: [this.registry],
+  });
+  private readonly checks = new Counter({
+    name: 'perch_analysis_checks_total',
+    help: 'Metric checks by verdict.',
+    labelNames: ['namespace', 'name', 'metric', 'verdict'],
+    registers: [this.registry],
+  });
+  private readonly runs = new Counter({
+    name: 'perch_rollout_runs_total',
+    help: 'Finished runs by outcome (Succeeded, Failed, Aborted).',
+    labelNames: ['namespace', 'outcome'],
+    registers: [this.registry],
+  });
+  private readonly runDuration = new Histogram({
+    name: 'perch_rollout_run_duration_seconds',
+    help: 'From run start to its outcome.',
+    buckets: [10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600],
+    registers: [this.registry],
+  });
+  readonly reconcileDuration = new Histogram({
+    name: 'perch_reconcile_duration_seconds',
+    help: 'Time spent in one reconcile, Prometheus queries included.',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  private readonly kubeRequests = new Counter({
+    name: 'perch_kube_requests_total',
+    help: 'Requests to the Kubernetes API by verb, resource and response code.',
+    labelNames: ['verb', 'resource', 'code'],
+    registers: [this.registry],
+  });
+  private readonly promQueries = new Counter({
+    name: 'perch_prometheus_queries_total',
+    help: 'Prometheus queries by outcome (success, unreachable, timeout, http, bad-response, query).',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  observeRollout(
+    namespace: string,
+    name: string,
+    phase: Phase | undefined,
+    canaryWeight: number | undefined,
+  ): void {
+    for (const p of PHASES) this.info.set({ namespace, name, phase: p }, p === phase ? 1 : 0);
+    this.weight.set({ namespace, name }, canaryWeight ?? 0);
+  }
+
+  forgetRollout(namespace: string, name: string): void {
+    for (const phase of PHASES) this.info.remove({ namespace, name, phase });
+    this.weight.remove({ namespace, name });
+  }
+
+  countChecks(namespace: string, name: string, checks: readonly CheckResult[]): void {
+    for (const c of checks) this.checks.inc({ namespace, name, metric: c.metric, verdict: c.verdict });
+  }
+
+  countRun(namespace: string, outcome: Phase, seconds: number | undefined): void {
+    this.runs.inc({ namespace, outcome });
+    if (seconds !== undefined) this.runDuration.observe(seconds);
+  }
+
+  countKubeRequest(verb: string, resource: string, code: number): void {
+    this.kubeRequests.inc({ verb, resource, code: String(code) });
+  }
+
+  countQuery = (outcome: QueryOutcome): void => {
+    this.promQueries.inc({ outcome });
+  };
+}

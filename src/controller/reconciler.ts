@@ -1,0 +1,176 @@
+// One reconcile of one Rollout: observe (caches, clock, checks) → decide (the pure machine) → act.
+// The reconciler decides nothing itself; it gathers facts and carries out the machine's effects in order.
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { CheckResult } from '../analysis/types.js';
+import {
+  ANNOTATIONS,
+  TRAFFIC_FINALIZER,
+  type Rollout,
+  type RolloutStatus,
+  type SmiApiVersion,
+} from '../api/v1alpha1.js';
+import { checksDue, decide } from '../machine/decide.js';
+import type { Effect, Observation } from '../machine/types.js';
+import { rootServiceName, validateRollout, type Lookups } from './validate.js';
+
+/** The TrafficSplit a Rollout drives. */
+export interface SplitTarget {
+  namespace: string;
+  name: string;
+  rootService: string;
+  stableService: string;
+  canaryService: string;
+  apiVersion: SmiApiVersion;
+  rollout: { name: string; uid: string };
+}
+
+/** Reads from the watch caches: the reconciler never lists or gets from the API server itself. */
+export interface ClusterView extends Lookups {
+  rollout(namespace: string, name: string): Rollout | undefined;
+  trafficSplit(apiVersion: SmiApiVersion, namespace: string, name: string): KubernetesObject | undefined;
+  /** The TrafficSplit read for the machine: weights, what Perch last wrote, whose it is. */
+  readSplit(
+    obj: KubernetesObject,
+    target: SplitTarget,
+  ): { canaryWeight: number; lastWritten?: number; owned: 'owner' | 'annotated' | 'foreign' };
+  /** The promotion window's state now; an error value when the spec's window is not valid. */
+  window(rollout: Rollout, now: number): Observation['window'] | { error: string };
+}
+
+/** The writes the reconciler makes. Each is idempotent and sends nothing when there is nothing to change. */
+export interface Actuator {
+  patchStatus(rollout: Rollout, before: RolloutStatus | undefined, after: RolloutStatus): Promise<boolean>;
+  setWeights(
+    target: SplitTarget,
+    canaryWeight: number,
+    current: KubernetesObject | undefined,
+  ): Promise<unknown>;
+  event(rollout: Rollout, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
+  clearAnnotations(rollout: Rollout, keys: string[]): Promise<void>;
+  addFinalizer(rollout: Rollout): Promise<void>;
+  removeFinalizer(rollout: Rollout): Promise<void>;
+}
+
+export interface ReconcileHooks {
+  checks(rollout: Rollout, now: Date): Promise<CheckResult[]>;
+  /** After each reconcile: metrics. */
+  observed?(
+    rollout: Rollout,
+    before: RolloutStatus | undefined,
+    after: RolloutStatus,
+    checks: CheckResult[],
+  ): void;
+}
+
+export interface ReconcileResult {
+  /** Run again after this long (the machine's next due time), or not at all. */
+  requeueAfterMs?: number;
+}
+
+export function splitTarget(rollout: Rollout): SplitTarget {
+  const ns = rollout.metadata?.namespace ?? '';
+  const name = rollout.metadata?.name ?? '';
+  const smi = rollout.spec.trafficRouting?.smi;
+  return {
+    namespace: ns,
+    name: smi?.trafficSplitName ?? name,
+    rootService: rootServiceName(rollout.spec.service, ns) ?? rollout.spec.service,
+    stableService: rollout.spec.stableService,
+    canaryService: rollout.spec.canaryService,
+    apiVersion: smi?.apiVersion ?? 'split.smi-spec.io/v1alpha2',
+    rollout: { name, uid: rollout.metadata?.uid ?? '' },
+  };
+}
+
+const flag = (rollout: Rollout, key: string) => rollout.metadata?.annotations?.[key] === 'true';
+
+export async function observe(
+  rollout: Rollout,
+  view: ClusterView,
+  hooks: ReconcileHooks,
+  now: number,
+): Promise<{ obs: Observation; current: KubernetesObject | undefined; target: SplitTarget }> {
+  const target = splitTarget(rollout);
+  const window = view.window(rollout, now);
+  const windowError =
+    'error' in window ? { valid: false as const, reason: 'InvalidWindow', message: window.error } : undefined;
+  const validation = validateRollout(rollout, view, windowError ? [windowError] : []);
+  const current = view.trafficSplit(target.apiVersion, target.namespace, target.name);
+  const read = current ? view.readSplit(current, target) : undefined;
+  const routing: Observation['routing'] =
+    read?.owned === 'foreign'
+      ? {
+          ok: false,
+          reason: 'NotOwned',
+          message: `TrafficSplit ${target.name} exists and is not Perch's: annotate it ${ANNOTATIONS.managedBy}=${target.rollout.name} to hand it over`,
+        }
+      : { ok: true };
+  const checks =
+    validation.valid && checksDue(rollout.spec, rollout.status, now)
+      ? await hooks.checks(rollout, new Date(now))
+      : [];
+  return {
+    target,
+    current,
+    obs: {
+      now,
+      generation: rollout.metadata?.generation ?? 1,
+      validation,
+      deleting: !!rollout.metadata?.deletionTimestamp,
+      annotations: {
+        paused: flag(rollout, ANNOTATIONS.paused),
+        resume: flag(rollout, ANNOTATIONS.resume),
+        promote: flag(rollout, ANNOTATIONS.promote),
+        abort: flag(rollout, ANNOTATIONS.abort),
+        retry: flag(rollout, ANNOTATIONS.retry),
+      },
+      checks,
+      traffic: read && { canaryWeight: read.canaryWeight, lastWritten: read.lastWritten },
+      routing,
+      window: 'error' in window ? { open: true } : window,
+    },
+  };
+}
+
+export async function reconcile(
+  rollout: Rollout,
+  view: ClusterView,
+  act: Actuator,
+  hooks: ReconcileHooks,
+  now = Date.now(),
+): Promise<ReconcileResult> {
+  const deleting = !!rollout.metadata?.deletionTimestamp;
+  if (!deleting && !rollout.metadata?.finalizers?.includes(TRAFFIC_FINALIZER)) {
+    // The finalizer comes first: without it a deletion could leave traffic half-routed.
+    // No requeue: the finalizer's own watch event brings the Rollout back, with a fresh resourceVersion.
+    await act.addFinalizer(rollout);
+    return {};
+  }
+  if (deleting && !rollout.metadata?.finalizers?.includes(TRAFFIC_FINALIZER)) return {};
+
+  const { obs, current, target } = await observe(rollout, view, hooks, now);
+  const decision = decide(rollout.spec, rollout.status, obs);
+  const by = <T extends Effect['type']>(type: T) =>
+    decision.effects.filter((e): e is Extract<Effect, { type: T }> => e.type === type);
+
+  // Order of writes, so that a crash between any two neither skips nor repeats a step:
+  // 1. status: it records the step the run is on and the weights it wants. The status is the memory.
+  // 2. TrafficSplit: brought to those weights. A crash before this leaves weights behind the status;
+  //    the next reconcile sees them differ from what the status wants and from what Perch last wrote
+  //    there, finishes the write (no drift), and only then lets the next step begin, as the machine
+  //    advances a step only once the observed weights match the status.
+  // 3. events, then one-shot annotations removed: a crash before their removal shows the machine an
+  //    annotation for a state it has already left, which it ignores and removes (abort, promote, retry)
+  //    or which cannot skip a pause (resume only ends a pause already in effect).
+  // 4. the finalizer, last of all, and only once stable has 100%.
+  if (!deleting) await act.patchStatus(rollout, rollout.status, decision.status);
+  for (const e of by('setWeights')) await act.setWeights(target, e.canaryWeight, current);
+  for (const e of by('event')) await act.event(rollout, e.eventType, e.reason, e.message);
+  const cleared = by('clearAnnotation').map((e) => e.key);
+  if (cleared.length > 0) await act.clearAnnotations(rollout, cleared);
+  if (by('removeFinalizer').length > 0) await act.removeFinalizer(rollout);
+
+  hooks.observed?.(rollout, rollout.status, decision.status, obs.checks);
+  const requeue = by('requeueAfter').map((e) => e.ms);
+  return requeue.length > 0 ? { requeueAfterMs: Math.min(...requeue) } : {};
+}

@@ -1,0 +1,277 @@
+// The rollout engine end to end: `perch controller` as a child process against the real API server,
+// a real Prometheus scraping OSM metrics the test steers, and a watch recording every TrafficSplit version.
+import { expect } from 'chai';
+import type { RolloutSpec } from '../../src/api/v1alpha1.js';
+import { PrometheusClient } from '../../src/analysis/prometheus-client.js';
+import { waitFor } from '../../src/sandbox/wait.js';
+import { sharedControlPlane } from '../support/control-plane.js';
+import { startController, type ControllerProcess } from '../support/controller-process.js';
+import { RolloutEnv, sharedPrometheus } from '../support/rollout-env.js';
+
+// A fixed 5 s window: with 1 s scrapes a rate needs a few samples, whatever the check interval.
+const SUCCESS_RATE =
+  'sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}",response_code!~"5.*"}[5s]))' +
+  ' / sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}"}[5s])) * 100';
+
+export function analysis(
+  overrides: Partial<NonNullable<RolloutSpec['analysis']>> = {},
+): NonNullable<RolloutSpec['analysis']> {
+  return {
+    interval: '1s',
+    failureLimit: 0,
+    inconclusiveLimit: 2,
+    errorLimit: 4,
+    metrics: [{ name: 'request-success-rate', query: SUCCESS_RATE, thresholdRange: { min: 99 } }],
+    ...overrides,
+  };
+}
+
+const HEALTHY = { rps: 50, errorRate: 0, latencyMs: 20 };
+
+describe('rollout controller (sandbox + real Prometheus)', function () {
+  this.timeout(120_000);
+  let controller: ControllerProcess;
+  let prometheusUrl: string;
+  const envs: RolloutEnv[] = [];
+
+  async function env(prefix: string): Promise<RolloutEnv> {
+    const e = await RolloutEnv.create(prefix);
+    envs.push(e);
+    return e;
+  }
+
+  /** Canary traffic at `profile`, and Prometheus already answering for it. */
+  async function canaryTraffic(e: RolloutEnv, profile = HEALTHY, canary = 'web-v2'): Promise<void> {
+    const { target } = await sharedPrometheus();
+    target.set(e.ns, canary, profile);
+    const client = new PrometheusClient({ address: prometheusUrl });
+    const q = SUCCESS_RATE.replaceAll('{{ namespace }}', e.ns).replaceAll('{{ canary }}', canary);
+    await waitFor(
+      async () => {
+        const r = await client.query(q);
+        return r.ok &&
+          r.data.resultType === 'vector' &&
+          r.data.result.length === 1 &&
+          r.data.result[0]!.value[1] !== 'NaN'
+          ? true
+          : undefined;
+      },
+      { what: `Prometheus data for ${e.ns}/${canary}`, timeoutMs: 30_000, intervalMs: 250 },
+    );
+  }
+
+  before(async () => {
+    const cp = await sharedControlPlane();
+    prometheusUrl = (await sharedPrometheus()).prometheus.url;
+    controller = await startController(cp.kubeconfig, prometheusUrl);
+  });
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') {
+      const noisy = controller.logs.filter((l) => l.level === 'warn' || l.level === 'error').slice(-8);
+      console.log(`  controller warnings:\n${noisy.map((l) => `    ${JSON.stringify(l)}`).join('\n')}`);
+    }
+  });
+  after(async () => {
+    for (const e of envs) e.close();
+    await controller?.stop();
+  });
+
+  it('1. promotes a healthy canary: stable 100 → 90/10 → 50/50 → canary 100, events in order', async () => {
+    const e = await env('healthy');
+    await canaryTraffic(e);
+    await e.createRollout('web', {
+      steps: [
+        { setWeight: 10 },
+        { analysis: { iterations: 2 } },
+        { setWeight: 50 },
+        { pause: { duration: '2s' } },
+        { setWeight: 100 },
+      ],
+      analysis: analysis(),
+    });
+    const done = await e.phase('web', 'Succeeded');
+    expect(done.status?.canaryWeight).to.equal(100);
+    expect(e.weights('web')).to.deep.equal([0, 10, 50, 100]);
+    const last = e.splits.seen.filter((s) => s.name === 'web').at(-1)!;
+    expect(last.backends).to.equal('web-v2=100');
+    const first = e.splits.seen.find((s) => s.name === 'web')!;
+    expect(first.backends).to.equal('web-v1=100');
+    const reasons = (await e.eventsUntil('web', 'Promoted'))
+      .map((x) => x.reason)
+      .filter((r) => r !== 'AnalysisPassed');
+    expect(reasons).to.deep.equal([
+      'RunStarted',
+      'WeightChanged',
+      'WeightChanged',
+      'Paused',
+      'Resumed',
+      'WeightChanged',
+      'Promoting',
+      'Promoted',
+    ]);
+  });
+
+  it('2. rolls a canary at 20% errors back at the first failing check, naming metric, value and range', async () => {
+    const e = await env('faulty');
+    await canaryTraffic(e, { rps: 50, errorRate: 0.2, latencyMs: 20 });
+    await e.createRollout('web', {
+      steps: [{ setWeight: 10 }, { analysis: { iterations: 2 } }, { setWeight: 100 }],
+      analysis: analysis(),
+    });
+    const failed = await e.phase('web', 'Failed');
+    expect(e.weights('web')).to.deep.equal([0, 10, 0]);
+    expect(failed.status?.message).to.match(/request-success-rate 8\d(\.\d+)? is below the minimum 99/);
+    expect(failed.status?.canaryWeight).to.equal(0);
+  });
+
+  it('3. without canary traffic pauses AnalysisInconclusive, never promotes, and goes on when traffic comes', async () => {
+    const e = await env('no-traffic');
+    await e.createRollout('web', {
+      steps: [{ setWeight: 20 }, { analysis: { iterations: 2 } }, { setWeight: 100 }],
+      analysis: analysis(),
+    });
+    const paused = await e.until(
+      'web',
+      (r) => r.status?.pauseReason === 'AnalysisInconclusive',
+      'an inconclusive pause',
+    );
+    expect(paused.status?.phase).to.equal('Paused');
+    expect(paused.status?.canaryWeight).to.equal(20);
+    await canaryTraffic(e);
+    await e.phase('web', 'Succeeded');
+    expect(e.weights('web')).to.deep.equal([0, 20, 100]);
+    expect(
+      e.rollouts.seen.filter((r) => r.metadata?.name === 'web' && r.status?.phase === 'Succeeded').length,
+    ).to.be.greaterThan(0);
+  });
+
+  it('4. with Prometheus stopped pauses MetricsUnavailable without rolling back, and completes once it is back', async () => {
+    const e = await env('prom-down');
+    await canaryTraffic(e);
+    const { prometheus } = await sharedPrometheus();
+    await e.createRollout('web', {
+      steps: [{ setWeight: 10 }, { analysis: { iterations: 3 } }, { setWeight: 100 }],
+      analysis: analysis({ errorLimit: 1 }),
+    });
+    await e.until(
+      'web',
+      (r) => r.status?.canaryWeight === 10 && (r.status.analysis?.passed ?? 0) >= 1,
+      'a first passing check at 10%',
+    );
+    await prometheus.restart(async () => {
+      const held = await e.until(
+        'web',
+        (r) => r.status?.pauseReason === 'MetricsUnavailable',
+        'a MetricsUnavailable pause',
+      );
+      expect(held.status?.canaryWeight).to.equal(10);
+    });
+    await e.phase('web', 'Succeeded');
+    expect(e.weights('web')).to.deep.equal([0, 10, 100]);
+    expect(
+      e.rollouts.seen.some(
+        (r) =>
+          r.metadata?.name === 'web' && (r.status?.phase === 'RollingBack' || r.status?.phase === 'Failed'),
+      ),
+    ).to.equal(false);
+  });
+
+  it('5a. perch.dev/paused holds the weight, and a failing check while paused still rolls back', async () => {
+    const e = await env('paused-fail');
+    await canaryTraffic(e);
+    await e.createRollout(
+      'web',
+      {
+        steps: [{ setWeight: 10 }, { analysis: { iterations: 1000 } }, { setWeight: 100 }],
+        analysis: analysis(),
+      },
+      { 'perch.dev/paused': 'false' },
+    );
+    await e.until('web', (r) => r.status?.canaryWeight === 10, 'weight 10');
+    await e.annotate('web', { 'perch.dev/paused': 'true' });
+    await e.until('web', (r) => r.status?.pauseReason === 'Manual', 'a manual pause');
+    (await sharedPrometheus()).target.set(e.ns, 'web-v2', { rps: 50, errorRate: 0.5, latencyMs: 20 });
+    const failed = await e.phase('web', 'Failed');
+    expect(failed.metadata?.annotations?.['perch.dev/paused']).to.equal('true');
+    expect(e.weights('web')).to.deep.equal([0, 10, 0]);
+  });
+
+  it('5b. removing perch.dev/paused resumes; pause: {} waits for perch.dev/resume, which is removed', async () => {
+    const e = await env('pause-resume');
+    await canaryTraffic(e);
+    await e.createRollout(
+      'web',
+      { steps: [{ setWeight: 10 }, { pause: {} }, { setWeight: 100 }], analysis: analysis() },
+      { 'perch.dev/paused': 'true' },
+    );
+    await e.until('web', (r) => r.status?.pauseReason === 'Manual' || r.status?.phase === 'Paused', 'paused');
+    expect(e.weights('web')).to.deep.equal([0]);
+    await e.annotate('web', { 'perch.dev/paused': null });
+    await e.until('web', (r) => r.status?.pauseReason === 'PauseStep', 'the pause step');
+    expect(e.weights('web')).to.deep.equal([0, 10]);
+    await e.annotate('web', { 'perch.dev/resume': 'true' });
+    const done = await e.phase('web', 'Succeeded');
+    expect(done.metadata?.annotations?.['perch.dev/resume']).to.equal(undefined);
+    const reasons = (await e.eventsUntil('web', 'Promoted')).map((x) => x.reason);
+    expect(reasons).to.include('Resumed');
+  });
+
+  it('5c. perch.dev/promote promotes now (also out of an inconclusive pause) and is removed', async () => {
+    const e = await env('promote');
+    await e.createRollout('web', {
+      steps: [{ setWeight: 10 }, { analysis: { iterations: 5 } }, { setWeight: 50 }],
+      analysis: analysis(),
+    });
+    await e.until('web', (r) => r.status?.pauseReason === 'AnalysisInconclusive', 'an inconclusive pause');
+    await e.annotate('web', { 'perch.dev/promote': 'true' });
+    const done = await e.phase('web', 'Succeeded');
+    expect(done.metadata?.annotations?.['perch.dev/promote']).to.equal(undefined);
+    expect(e.weights('web')).to.deep.equal([0, 10, 100]);
+  });
+
+  it('5d. perch.dev/abort gives Aborted at stable 100; perch.dev/retry starts again from step 0', async () => {
+    const e = await env('abort-retry');
+    await canaryTraffic(e);
+    await e.createRollout('web', {
+      steps: [{ setWeight: 30 }, { pause: {} }, { setWeight: 100 }],
+      analysis: analysis(),
+    });
+    await e.until('web', (r) => r.status?.pauseReason === 'PauseStep', 'the pause step');
+    await e.annotate('web', { 'perch.dev/abort': 'true' });
+    const aborted = await e.phase('web', 'Aborted');
+    expect(aborted.metadata?.annotations?.['perch.dev/abort']).to.equal(undefined);
+    expect(e.weights('web')).to.deep.equal([0, 30, 0]);
+    await e.annotate('web', { 'perch.dev/retry': 'true' });
+    const again = await e.until(
+      'web',
+      (r) => r.status?.runStartedAt !== aborted.status?.runStartedAt && r.status?.pauseReason === 'PauseStep',
+      'the new run at its pause step',
+    );
+    expect(again.status?.currentStepIndex).to.equal(1);
+    await e.until('web', (r) => !r.metadata?.annotations?.['perch.dev/retry'], 'retry removed');
+    expect(e.weights('web')).to.deep.equal([0, 30, 0, 30]);
+  });
+
+  it('7. a new generation mid-run (another canaryService) starts again from stable 100', async () => {
+    const e = await env('new-generation');
+    await e.service('web-v3');
+    await canaryTraffic(e);
+    await canaryTraffic(e, HEALTHY, 'web-v3');
+    await e.createRollout('web', {
+      steps: [{ setWeight: 40 }, { pause: {} }, { setWeight: 100 }],
+      analysis: analysis(),
+    });
+    await e.until('web', (r) => r.status?.pauseReason === 'PauseStep', 'the pause step');
+    e.canaryServices.set('web', 'web-v3');
+    await e.patchSpec('web', { canaryService: 'web-v3' });
+    const restarted = await e.until(
+      'web',
+      (r) => r.status?.observedGeneration === 2 && r.status.pauseReason === 'PauseStep',
+      'generation 2 at its pause step',
+    );
+    expect(restarted.status?.canaryWeight).to.equal(40);
+    const g2 = e.splits.seen.filter((s) => s.name === 'web').map((s) => s.backends);
+    expect(g2).to.include('web-v1=100');
+    expect(g2.at(-1)).to.equal('web-v1=60,web-v3=40');
+  });
+});

@@ -1,0 +1,79 @@
+// `perch controller` as a child process, as it runs in a cluster: a kubeconfig, a Prometheus URL,
+// its metrics on a free port. Tests stop it with SIGTERM or kill it with SIGKILL, by its PID.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+const PERCH = fileURLToPath(new URL('../../src/cli/perch.js', import.meta.url));
+
+export interface ControllerProcess {
+  pid: number;
+  /** host:port of /metrics, /healthz, /readyz. */
+  metricsAddress: string;
+  /** Every JSON log record so far. */
+  logs: Record<string, unknown>[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(): Promise<void>;
+  kill(): Promise<void>;
+}
+
+export async function startController(
+  kubeconfig: string,
+  prometheusUrl: string,
+  extra: string[] = [],
+): Promise<ControllerProcess> {
+  const proc: ChildProcess = spawn(
+    process.execPath,
+    [
+      PERCH,
+      'controller',
+      '--kubeconfig',
+      kubeconfig,
+      '--prometheus-url',
+      prometheusUrl,
+      '--metrics-addr',
+      '127.0.0.1:0',
+      '--log-format',
+      'json',
+      ...extra,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  const logs: Record<string, unknown>[] = [];
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const metricsAddress = await new Promise<string>((resolve, reject) => {
+    createInterface(proc.stderr!).on('line', (line) => {
+      try {
+        const rec = JSON.parse(line) as Record<string, unknown>;
+        logs.push(rec);
+        if (rec.msg === 'serving metrics' && typeof rec.address === 'string') resolve(rec.address);
+      } catch {
+        logs.push({ raw: line });
+      }
+    });
+    void exited.then(({ code, signal }) =>
+      reject(
+        new Error(
+          `perch controller exited (${code ?? signal}) before serving: ${JSON.stringify(logs.slice(-5))}`,
+        ),
+      ),
+    );
+  });
+  const pid = proc.pid!;
+  return {
+    pid,
+    metricsAddress,
+    logs,
+    exited,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      await exited;
+    },
+    async kill() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      await exited;
+    },
+  };
+}

@@ -1,0 +1,209 @@
+// The world of the rollout integration tests: the suite's control plane, one real Prometheus that
+// scrapes an OSM metrics target the tests steer, and per test a namespace with its Services.
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import type { Rollout, RolloutSpec } from '../../src/api/v1alpha1.js';
+import { Informer } from '../../src/k8s/informer.js';
+import type { ControlPlane } from '../../src/sandbox/control-plane/index.js';
+import { startOsmMetricsTarget, type OsmMetricsTarget } from '../../src/sandbox/apps/osm-metrics-target.js';
+import { startPrometheus, type PrometheusServer } from '../../src/sandbox/prometheus/launcher.js';
+import { sharedControlPlane, testNamespace } from './control-plane.js';
+import { EventLog } from './events.js';
+import { waitFor } from '../../src/sandbox/wait.js';
+
+export const ROLLOUT = { group: 'perch.dev', version: 'v1alpha1', plural: 'rollouts' } as const;
+
+export const SUCCESS_RATE_QUERY =
+  'sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}",response_code!~"5.*"}[{{ interval }}]))' +
+  ' / sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}"}[{{ interval }}])) * 100';
+
+let shared: Promise<{ prometheus: PrometheusServer; target: OsmMetricsTarget }> | undefined;
+
+/** One Prometheus (1 s scrapes) and one OSM target per mocha run; the root hook stops them. */
+export function sharedPrometheus(): Promise<{ prometheus: PrometheusServer; target: OsmMetricsTarget }> {
+  shared ??= (async () => {
+    const target = await startOsmMetricsTarget();
+    const prometheus = await startPrometheus({
+      jobs: [{ name: 'mesh', targets: [target.target] }],
+      scrapeInterval: '1s',
+    });
+    return { prometheus, target };
+  })();
+  return shared;
+}
+
+export async function stopSharedPrometheus(): Promise<void> {
+  if (!shared) return;
+  const s = await shared.catch(() => undefined);
+  shared = undefined;
+  await s?.prometheus.stop();
+  await s?.target.close();
+}
+
+export interface SplitVersion {
+  type: string;
+  canary: number;
+  stable: number;
+  backends: string;
+}
+
+export class RolloutEnv {
+  readonly kc: KubeConfig;
+  readonly api: CustomObjectsApi;
+  readonly core: CoreV1Api;
+  /** Every version of every TrafficSplit in the namespace, as the watch delivered them. */
+  readonly splits = new EventLog<SplitVersion & { name: string }>();
+  readonly rollouts = new EventLog<Rollout>();
+  private readonly informers: Informer<KubernetesObject>[] = [];
+
+  private constructor(
+    readonly cp: ControlPlane,
+    readonly ns: string,
+  ) {
+    this.kc = cp.kubeConfig();
+    this.api = this.kc.makeApiClient(CustomObjectsApi);
+    this.core = this.kc.makeApiClient(CoreV1Api);
+  }
+
+  static async create(prefix: string, services = ['web', 'web-v1', 'web-v2']): Promise<RolloutEnv> {
+    const cp = await sharedControlPlane();
+    const env = new RolloutEnv(cp, await testNamespace(cp.kubeConfig(), prefix));
+    for (const name of services) await env.service(name);
+    await env.watch();
+    return env;
+  }
+
+  async service(name: string): Promise<void> {
+    await this.core.createNamespacedService({
+      namespace: this.ns,
+      body: { metadata: { name }, spec: { ports: [{ port: 80, name: 'http' }], selector: { app: name } } },
+    });
+  }
+
+  private async watch(apiVersion = 'split.smi-spec.io/v1alpha2'): Promise<void> {
+    const splits = new Informer<KubernetesObject>(this.kc, {
+      apiVersion,
+      kind: 'TrafficSplit',
+      plural: 'trafficsplits',
+      namespace: this.ns,
+    });
+    const record = (type: string) => (o: KubernetesObject) => {
+      const backends =
+        (o as { spec?: { backends?: { service: string; weight: number | string }[] } }).spec?.backends ?? [];
+      const weight = (svc: string) => Number(backends.find((b) => b.service === svc)?.weight ?? 0);
+      this.splits.push({
+        type,
+        name: o.metadata?.name ?? '',
+        canary: weight(this.canaryOf(o)),
+        stable: weight(this.stableOf(o)),
+        backends: backends.map((b) => `${b.service}=${b.weight}`).join(','),
+      });
+    };
+    splits.onAdd(record('add')).onUpdate(record('update')).onDelete(record('delete'));
+    const rollouts = new Informer<KubernetesObject>(this.kc, {
+      apiVersion: 'perch.dev/v1alpha1',
+      kind: 'Rollout',
+      plural: 'rollouts',
+      namespace: this.ns,
+    });
+    rollouts.onAdd((r) => this.rollouts.push(r as Rollout)).onUpdate((r) => this.rollouts.push(r as Rollout));
+    await Promise.all([splits.start(), rollouts.start()]);
+    this.informers.push(splits, rollouts);
+  }
+
+  /** Stable and canary Services of the Rollout that owns a split (set by the test via spec). */
+  stableServices = new Map<string, string>();
+  canaryServices = new Map<string, string>();
+  private stableOf = (o: KubernetesObject) => this.stableServices.get(o.metadata?.name ?? '') ?? 'web-v1';
+  private canaryOf = (o: KubernetesObject) => this.canaryServices.get(o.metadata?.name ?? '') ?? 'web-v2';
+
+  async createRollout(
+    name: string,
+    spec: Partial<RolloutSpec>,
+    annotations?: Record<string, string>,
+  ): Promise<Rollout> {
+    return (await this.api.createNamespacedCustomObject({
+      ...ROLLOUT,
+      namespace: this.ns,
+      body: {
+        apiVersion: 'perch.dev/v1alpha1',
+        kind: 'Rollout',
+        metadata: { name, annotations },
+        spec: { service: 'web', stableService: 'web-v1', canaryService: 'web-v2', ...spec },
+      },
+    })) as Rollout;
+  }
+
+  async annotate(name: string, annotations: Record<string, string | null>): Promise<void> {
+    await this.api.patchNamespacedCustomObject(
+      { ...ROLLOUT, namespace: this.ns, name, body: { metadata: { annotations } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  }
+
+  async patchSpec(name: string, spec: Partial<RolloutSpec>): Promise<void> {
+    await this.api.patchNamespacedCustomObject(
+      { ...ROLLOUT, namespace: this.ns, name, body: { spec } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  }
+
+  async get(name: string): Promise<Rollout> {
+    return (await this.api.getNamespacedCustomObject({ ...ROLLOUT, namespace: this.ns, name })) as Rollout;
+  }
+
+  /** The first Rollout version (seen or to come) that matches. */
+  until(name: string, match: (r: Rollout) => boolean, what: string, timeoutMs = 60_000): Promise<Rollout> {
+    return this.rollouts.find((r) => r.metadata?.name === name && match(r), timeoutMs, `${name}: ${what}`);
+  }
+
+  phase(name: string, phase: string, timeoutMs?: number): Promise<Rollout> {
+    return this.until(name, (r) => r.status?.phase === phase, `phase ${phase}`, timeoutMs);
+  }
+
+  /** The distinct consecutive canary weights the TrafficSplit `name` went through. */
+  weights(name: string): number[] {
+    const out: number[] = [];
+    for (const v of this.splits.seen)
+      if (v.name === name && v.type !== 'delete' && out[out.length - 1] !== v.canary) out.push(v.canary);
+    return out;
+  }
+
+  async events(name: string): Promise<{ reason: string; message: string; type: string }[]> {
+    const list = await this.core.listNamespacedEvent({
+      namespace: this.ns,
+      fieldSelector: `involvedObject.name=${name},involvedObject.kind=Rollout`,
+    });
+    return list.items
+      .sort(
+        (a, b) =>
+          Date.parse(String(a.firstTimestamp ?? a.eventTime)) -
+          Date.parse(String(b.firstTimestamp ?? b.eventTime)),
+      )
+      .map((e) => ({ reason: e.reason ?? '', message: e.message ?? '', type: e.type ?? '' }));
+  }
+
+  /** The Events once one with `reason` is among them (Events are written just after the status). */
+  async eventsUntil(
+    name: string,
+    reason: string,
+  ): Promise<{ reason: string; message: string; type: string }[]> {
+    return waitFor(
+      async () => {
+        const events = await this.events(name);
+        return events.some((e) => e.reason === reason) ? events : undefined;
+      },
+      { what: `${name}: an Event ${reason}`, timeoutMs: 15_000, intervalMs: 200 },
+    );
+  }
+
+  close(): void {
+    for (const i of this.informers) i.stop();
+  }
+}
