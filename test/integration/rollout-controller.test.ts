@@ -1,37 +1,13 @@
 // The rollout engine end to end: `perch controller` as a child process against the real API server,
 // a real Prometheus scraping OSM metrics the test steers, and a watch recording every TrafficSplit version.
 import { expect } from 'chai';
-import type { RolloutSpec } from '../../src/api/v1alpha1.js';
-import { PrometheusClient } from '../../src/analysis/prometheus-client.js';
-import { waitFor } from '../../src/sandbox/wait.js';
 import { sharedControlPlane } from '../support/control-plane.js';
 import { startController, type ControllerProcess } from '../support/controller-process.js';
-import { RolloutEnv, sharedPrometheus } from '../support/rollout-env.js';
-
-// A fixed 5 s window: with 1 s scrapes a rate needs a few samples, whatever the check interval.
-const SUCCESS_RATE =
-  'sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}",response_code!~"5.*"}[5s]))' +
-  ' / sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}"}[5s])) * 100';
-
-export function analysis(
-  overrides: Partial<NonNullable<RolloutSpec['analysis']>> = {},
-): NonNullable<RolloutSpec['analysis']> {
-  return {
-    interval: '1s',
-    failureLimit: 0,
-    inconclusiveLimit: 2,
-    errorLimit: 4,
-    metrics: [{ name: 'request-success-rate', query: SUCCESS_RATE, thresholdRange: { min: 99 } }],
-    ...overrides,
-  };
-}
-
-const HEALTHY = { rps: 50, errorRate: 0, latencyMs: 20 };
+import { analysis, canaryTraffic, HEALTHY, RolloutEnv, sharedPrometheus } from '../support/rollout-env.js';
 
 describe('rollout controller (sandbox + real Prometheus)', function () {
   this.timeout(120_000);
   let controller: ControllerProcess;
-  let prometheusUrl: string;
   const envs: RolloutEnv[] = [];
 
   async function env(prefix: string): Promise<RolloutEnv> {
@@ -40,30 +16,9 @@ describe('rollout controller (sandbox + real Prometheus)', function () {
     return e;
   }
 
-  /** Canary traffic at `profile`, and Prometheus already answering for it. */
-  async function canaryTraffic(e: RolloutEnv, profile = HEALTHY, canary = 'web-v2'): Promise<void> {
-    const { target } = await sharedPrometheus();
-    target.set(e.ns, canary, profile);
-    const client = new PrometheusClient({ address: prometheusUrl });
-    const q = SUCCESS_RATE.replaceAll('{{ namespace }}', e.ns).replaceAll('{{ canary }}', canary);
-    await waitFor(
-      async () => {
-        const r = await client.query(q);
-        return r.ok &&
-          r.data.resultType === 'vector' &&
-          r.data.result.length === 1 &&
-          r.data.result[0]!.value[1] !== 'NaN'
-          ? true
-          : undefined;
-      },
-      { what: `Prometheus data for ${e.ns}/${canary}`, timeoutMs: 30_000, intervalMs: 250 },
-    );
-  }
-
   before(async () => {
     const cp = await sharedControlPlane();
-    prometheusUrl = (await sharedPrometheus()).prometheus.url;
-    controller = await startController(cp.kubeconfig, prometheusUrl);
+    controller = await startController(cp.kubeconfig, (await sharedPrometheus()).prometheus.url);
   });
   afterEach(function () {
     if (this.currentTest?.state === 'failed') {

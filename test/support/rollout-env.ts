@@ -11,7 +11,12 @@ import {
 import type { Rollout, RolloutSpec } from '../../src/api/v1alpha1.js';
 import { Informer } from '../../src/k8s/informer.js';
 import type { ControlPlane } from '../../src/sandbox/control-plane/index.js';
-import { startOsmMetricsTarget, type OsmMetricsTarget } from '../../src/sandbox/apps/osm-metrics-target.js';
+import { PrometheusClient } from '../../src/analysis/prometheus-client.js';
+import {
+  startOsmMetricsTarget,
+  type OsmMetricsTarget,
+  type TrafficProfile,
+} from '../../src/sandbox/apps/osm-metrics-target.js';
 import { startPrometheus, type PrometheusServer } from '../../src/sandbox/prometheus/launcher.js';
 import { sharedControlPlane, testNamespace } from './control-plane.js';
 import { EventLog } from './events.js';
@@ -19,9 +24,46 @@ import { waitFor } from '../../src/sandbox/wait.js';
 
 export const ROLLOUT = { group: 'perch.dev', version: 'v1alpha1', plural: 'rollouts' } as const;
 
-export const SUCCESS_RATE_QUERY =
-  'sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}",response_code!~"5.*"}[{{ interval }}]))' +
-  ' / sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}"}[{{ interval }}])) * 100';
+// A fixed 5 s window: with 1 s scrapes a rate needs a few samples, whatever the check interval.
+export const SUCCESS_RATE =
+  'sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}",response_code!~"5.*"}[5s]))' +
+  ' / sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}"}[5s])) * 100';
+
+export const HEALTHY: TrafficProfile = { rps: 50, errorRate: 0, latencyMs: 20 };
+
+/** spec.analysis with 1 s checks of the success rate against {min: 99}. */
+export function analysis(
+  overrides: Partial<NonNullable<RolloutSpec['analysis']>> = {},
+): NonNullable<RolloutSpec['analysis']> {
+  return {
+    interval: '1s',
+    failureLimit: 0,
+    inconclusiveLimit: 2,
+    errorLimit: 4,
+    metrics: [{ name: 'request-success-rate', query: SUCCESS_RATE, thresholdRange: { min: 99 } }],
+    ...overrides,
+  };
+}
+
+/** Traffic to `canary` at `profile`, and Prometheus already answering for it. */
+export async function canaryTraffic(e: RolloutEnv, profile = HEALTHY, canary = 'web-v2'): Promise<void> {
+  const { target, prometheus } = await sharedPrometheus();
+  target.set(e.ns, canary, profile);
+  const client = new PrometheusClient({ address: prometheus.url });
+  const q = SUCCESS_RATE.replaceAll('{{ namespace }}', e.ns).replaceAll('{{ canary }}', canary);
+  await waitFor(
+    async () => {
+      const r = await client.query(q);
+      return r.ok &&
+        r.data.resultType === 'vector' &&
+        r.data.result.length === 1 &&
+        r.data.result[0]!.value[1] !== 'NaN'
+        ? true
+        : undefined;
+    },
+    { what: `Prometheus data for ${e.ns}/${canary}`, timeoutMs: 30_000, intervalMs: 250 },
+  );
+}
 
 let shared: Promise<{ prometheus: PrometheusServer; target: OsmMetricsTarget }> | undefined;
 
