@@ -10,6 +10,7 @@ import {
   type SmiApiVersion,
 } from '../api/v1alpha1.js';
 import { Informer } from '../k8s/informer.js';
+import { countKubeRequests } from '../k8s/request-metrics.js';
 import { rolloutRef, EventRecorder } from '../k8s/events.js';
 import { RolloutWriter } from '../k8s/rollout-writer.js';
 import { readSplit, TrafficRouter } from '../k8s/trafficsplit/router.js';
@@ -66,6 +67,10 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
   const { kubeConfig: kc, log } = opts;
   const ns = opts.namespace;
   const metrics = new ControllerMetrics();
+  const stopCounting = countKubeRequests(
+    kc.getCurrentCluster()?.server ?? 'https://kubernetes.default.svc',
+    (verb, resource, code) => metrics.countKubeRequest(verb, resource, code),
+  );
   const informerOpts = {
     onError: (err: unknown, retryInMs: number) => log.warn('watch failed; retrying', { err, retryInMs }),
   };
@@ -244,6 +249,7 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
       for (const i of [rollouts, services, templates, ...[...splits.values()].map((s) => s.informer)])
         i.stop();
       await http.close();
+      stopCounting();
     },
   };
 }

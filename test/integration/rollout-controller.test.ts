@@ -66,6 +66,47 @@ describe('rollout controller (sandbox + real Prometheus)', function () {
     ]);
   });
 
+  it('serves SPEC metrics with real values, /healthz and /readyz', async () => {
+    const get = async (path: string) => {
+      const res = await fetch(`http://${controller.metricsAddress}${path}`);
+      return { status: res.status, body: await res.text() };
+    };
+    expect(await get('/healthz')).to.deep.equal({ status: 200, body: 'ok' });
+    expect(await get('/readyz')).to.deep.equal({ status: 200, body: 'ok' });
+    const { body } = await get('/metrics');
+    const value = (pattern: RegExp) => Number(pattern.exec(body)?.[1] ?? NaN);
+    const ns = envs[0]!.ns;
+    expect(
+      value(new RegExp(`perch_rollout_info\\{namespace="${ns}",name="web",phase="Succeeded"\\} (\\S+)`)),
+    ).to.equal(1);
+    expect(
+      value(new RegExp(`perch_rollout_info\\{namespace="${ns}",name="web",phase="Progressing"\\} (\\S+)`)),
+    ).to.equal(0);
+    expect(
+      value(new RegExp(`perch_rollout_canary_weight\\{namespace="${ns}",name="web"\\} (\\S+)`)),
+    ).to.equal(100);
+    expect(
+      value(
+        new RegExp(
+          `perch_analysis_checks_total\\{namespace="${ns}",name="web",metric="request-success-rate",verdict="Pass"\\} (\\S+)`,
+        ),
+      ),
+    ).to.be.at.least(2);
+    expect(
+      value(new RegExp(`perch_rollout_runs_total\\{namespace="${ns}",outcome="Succeeded"\\} (\\S+)`)),
+    ).to.equal(1);
+    expect(value(/perch_rollout_run_duration_seconds_count (\S+)/)).to.be.at.least(1);
+    expect(value(/perch_reconcile_duration_seconds_count (\S+)/)).to.be.greaterThan(5);
+    expect(
+      value(/perch_kube_requests_total\{verb="patch",resource="rollouts\/status",code="200"\} (\S+)/),
+    ).to.be.greaterThan(3);
+    expect(
+      value(/perch_kube_requests_total\{verb="create",resource="trafficsplits",code="201"\} (\S+)/),
+    ).to.be.at.least(1);
+    expect(value(/perch_prometheus_queries_total\{outcome="success"\} (\S+)/)).to.be.at.least(2);
+    expect(body).to.contain('process_cpu_user_seconds_total');
+  });
+
   it('2. rolls a canary at 20% errors back at the first failing check, naming metric, value and range', async () => {
     const e = await env('faulty');
     await canaryTraffic(e, { rps: 50, errorRate: 0.2, latencyMs: 20 });
