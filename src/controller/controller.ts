@@ -179,8 +179,14 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     },
   };
 
-  // Our own status writes, until the cache shows them: deciding on an older status could repeat a step.
-  const expected = new Map<string, { status: RolloutStatus; at: number }>();
+  // Our own writes, until the cache shows them: deciding on an older status could repeat a step, and
+  // seeing a one-shot annotation we already removed would report it ignored.
+  const expected = new Map<string, { status?: RolloutStatus; cleared?: string[]; at: number }>();
+  const expect = (k: string, what: { status?: RolloutStatus; cleared?: string[] }) =>
+    expected.set(k, { ...expected.get(k), ...what, at: Date.now() });
+  const cacheBehind = (rollout: Rollout, w: { status?: RolloutStatus; cleared?: string[] }) =>
+    (w.status !== undefined && !isDeepStrictEqual(fingerprint(rollout.status), fingerprint(w.status))) ||
+    (w.cleared ?? []).some((a) => rollout.metadata?.annotations?.[a] !== undefined);
 
   async function handle(k: string): Promise<void> {
     const [namespace, name] = k.split('/') as [string, string];
@@ -192,11 +198,10 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     }
     const waiting = expected.get(k);
     if (waiting) {
-      if (
-        !isDeepStrictEqual(fingerprint(rollout.status), fingerprint(waiting.status)) &&
-        Date.now() - waiting.at < EXPECTATION_TTL_MS
-      ) {
-        return; // the watch event for our write enqueues this key again
+      if (cacheBehind(rollout, waiting) && Date.now() - waiting.at < EXPECTATION_TTL_MS) {
+        // The watch event for our write brings this key back; the delay covers a write that never shows.
+        queue.addAfter(k, 250);
+        return;
       }
       expected.delete(k);
     }
@@ -211,8 +216,12 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
         ...act,
         async patchStatus(r, b, after) {
           const wrote = await act.patchStatus(r, b, after);
-          if (wrote) expected.set(k, { status: after, at: Date.now() });
+          if (wrote) expect(k, { status: after });
           return wrote;
+        },
+        async clearAnnotations(r, keys) {
+          await act.clearAnnotations(r, keys);
+          expect(k, { cleared: keys });
         },
       },
       hooks,

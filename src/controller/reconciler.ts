@@ -9,30 +9,17 @@ import {
   type RolloutStatus,
   type SmiApiVersion,
 } from '../api/v1alpha1.js';
+import type { ObservedSplit, SplitTarget } from '../k8s/trafficsplit/router.js';
 import { checksDue, decide } from '../machine/decide.js';
 import type { Effect, Observation } from '../machine/types.js';
 import { rootServiceName, validateRollout, type Lookups } from './validate.js';
-
-/** The TrafficSplit a Rollout drives. */
-export interface SplitTarget {
-  namespace: string;
-  name: string;
-  rootService: string;
-  stableService: string;
-  canaryService: string;
-  apiVersion: SmiApiVersion;
-  rollout: { name: string; uid: string };
-}
 
 /** Reads from the watch caches: the reconciler never lists or gets from the API server itself. */
 export interface ClusterView extends Lookups {
   rollout(namespace: string, name: string): Rollout | undefined;
   trafficSplit(apiVersion: SmiApiVersion, namespace: string, name: string): KubernetesObject | undefined;
   /** The TrafficSplit read for the machine: weights, what Perch last wrote, whose it is. */
-  readSplit(
-    obj: KubernetesObject,
-    target: SplitTarget,
-  ): { canaryWeight: number; lastWritten?: number; owned: 'owner' | 'annotated' | 'foreign' };
+  readSplit(obj: KubernetesObject, target: SplitTarget): ObservedSplit;
   /** The promotion window's state now; an error value when the spec's window is not valid. */
   window(rollout: Rollout, now: number): Observation['window'] | { error: string };
 }

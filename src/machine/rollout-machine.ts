@@ -87,6 +87,8 @@ const promote = {
   actions: run(t.beginPromotion),
 } as const;
 const pause = { guard: 'shouldHold', target: '#rollout.Paused', actions: run(t.hold) } as const;
+/** What every running state checks first: validity, a new generation, an abort, failures, a promote. */
+const running = [invalid, newRun, abort, fail, promote] as const;
 
 export const rolloutMachine = setup({
   types: {} as { context: MachineContext; events: ReconcileEvent; input: MachineContext },
@@ -127,11 +129,7 @@ export const rolloutMachine = setup({
     Progressing: {
       on: {
         RECONCILE: [
-          invalid,
-          newRun,
-          abort,
-          fail,
-          promote,
+          ...running,
           pause,
           { guard: 'deadlineExceeded', target: 'RollingBack', actions: run(t.beginDeadlineFailure) },
           { guard: 'cannotRoute', actions: run(t.awaitTraffic) },
@@ -151,11 +149,7 @@ export const rolloutMachine = setup({
     Paused: {
       on: {
         RECONCILE: [
-          invalid,
-          newRun,
-          abort,
-          fail,
-          promote,
+          ...running,
           { guard: 'shouldHold', actions: run(t.hold) },
           { target: 'Progressing', actions: run(t.resume) },
         ],

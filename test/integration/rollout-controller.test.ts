@@ -1,35 +1,13 @@
 // The rollout engine end to end: `perch controller` as a child process against the real API server,
 // a real Prometheus scraping OSM metrics the test steers, and a watch recording every TrafficSplit version.
 import { expect } from 'chai';
-import { sharedControlPlane } from '../support/control-plane.js';
-import { startController, type ControllerProcess } from '../support/controller-process.js';
-import { analysis, canaryTraffic, HEALTHY, RolloutEnv, sharedPrometheus } from '../support/rollout-env.js';
+import { useController } from '../support/controller-suite.js';
+import { analysis, canaryTraffic, HEALTHY, sharedPrometheus } from '../support/rollout-env.js';
 
 describe('rollout controller (sandbox + real Prometheus)', function () {
   this.timeout(120_000);
-  let controller: ControllerProcess;
-  const envs: RolloutEnv[] = [];
-
-  async function env(prefix: string): Promise<RolloutEnv> {
-    const e = await RolloutEnv.create(prefix);
-    envs.push(e);
-    return e;
-  }
-
-  before(async () => {
-    const cp = await sharedControlPlane();
-    controller = await startController(cp.kubeconfig, (await sharedPrometheus()).prometheus.url);
-  });
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') {
-      const noisy = controller.logs.filter((l) => l.level === 'warn' || l.level === 'error').slice(-8);
-      console.log(`  controller warnings:\n${noisy.map((l) => `    ${JSON.stringify(l)}`).join('\n')}`);
-    }
-  });
-  after(async () => {
-    for (const e of envs) e.close();
-    await controller?.stop();
-  });
+  const suite = useController();
+  const env = suite.env;
 
   it('1. promotes a healthy canary: stable 100 → 90/10 → 50/50 → canary 100, events in order', async () => {
     const e = await env('healthy');
@@ -68,14 +46,14 @@ describe('rollout controller (sandbox + real Prometheus)', function () {
 
   it('serves SPEC metrics with real values, /healthz and /readyz', async () => {
     const get = async (path: string) => {
-      const res = await fetch(`http://${controller.metricsAddress}${path}`);
+      const res = await fetch(`http://${suite.controller().metricsAddress}${path}`);
       return { status: res.status, body: await res.text() };
     };
     expect(await get('/healthz')).to.deep.equal({ status: 200, body: 'ok' });
     expect(await get('/readyz')).to.deep.equal({ status: 200, body: 'ok' });
     const { body } = await get('/metrics');
     const value = (pattern: RegExp) => Number(pattern.exec(body)?.[1] ?? NaN);
-    const ns = envs[0]!.ns;
+    const ns = suite.envs[0]!.ns;
     expect(
       value(new RegExp(`perch_rollout_info\\{namespace="${ns}",name="web",phase="Succeeded"\\} (\\S+)`)),
     ).to.equal(1);
@@ -210,6 +188,8 @@ describe('rollout controller (sandbox + real Prometheus)', function () {
     expect(done.metadata?.annotations?.['perch.dev/resume']).to.equal(undefined);
     const reasons = (await e.eventsUntil('web', 'Promoted')).map((x) => x.reason);
     expect(reasons).to.include('Resumed');
+    // The resume was acted on once: no later reconcile saw it again (cache behind our removal).
+    expect(reasons).to.not.include('AnnotationIgnored');
   });
 
   it('5c. perch.dev/promote promotes now (also out of an inconclusive pause) and is removed', async () => {

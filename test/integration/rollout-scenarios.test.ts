@@ -3,44 +3,16 @@
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import type { Rollout, RolloutSpec, SmiApiVersion } from '../../src/api/v1alpha1.js';
-import { sharedControlPlane } from '../support/control-plane.js';
-import { startController, type ControllerProcess } from '../support/controller-process.js';
+import { useController } from '../support/controller-suite.js';
 import { kubectl } from '../support/kubectl.js';
-import {
-  analysis,
-  canaryTraffic,
-  HEALTHY,
-  ROLLOUT,
-  RolloutEnv,
-  sharedPrometheus,
-} from '../support/rollout-env.js';
+import { analysis, canaryTraffic, HEALTHY, ROLLOUT, sharedPrometheus } from '../support/rollout-env.js';
 
 const valid = (r: Rollout) => r.status?.conditions?.find((c) => c.type === 'Valid');
 
 describe('rollout scenarios (sandbox + real Prometheus)', function () {
   this.timeout(180_000);
-  let controller: ControllerProcess;
-  const envs: RolloutEnv[] = [];
-  async function env(prefix: string, services?: string[]): Promise<RolloutEnv> {
-    const e = await RolloutEnv.create(prefix, services);
-    envs.push(e);
-    return e;
-  }
-
-  before(async () => {
-    const cp = await sharedControlPlane();
-    controller = await startController(cp.kubeconfig, (await sharedPrometheus()).prometheus.url);
-  });
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') {
-      const noisy = controller.logs.filter((l) => l.level === 'warn' || l.level === 'error').slice(-8);
-      console.log(`  controller warnings:\n${noisy.map((l) => `    ${JSON.stringify(l)}`).join('\n')}`);
-    }
-  });
-  after(async () => {
-    for (const e of envs) e.close();
-    await controller?.stop();
-  });
+  const suite = useController();
+  const env = suite.env;
 
   it('8. refuses or reports Invalid every broken spec, never touching traffic, while another Rollout progresses', async () => {
     const e = await env('invalid', ['web', 'web-v1', 'web-v2']);

@@ -1,0 +1,40 @@
+// Mocha hooks for a file of controller scenarios: one `perch controller` child for the file, its
+// warnings printed when a test fails, and the test environments closed after.
+import { sharedControlPlane } from './control-plane.js';
+import { startController, type ControllerProcess } from './controller-process.js';
+import { RolloutEnv, sharedPrometheus } from './rollout-env.js';
+
+export interface ControllerSuite {
+  controller(): ControllerProcess;
+  env(prefix: string, services?: string[]): Promise<RolloutEnv>;
+  /** Environments made so far, in order. */
+  envs: RolloutEnv[];
+}
+
+export function useController(): ControllerSuite {
+  let controller: ControllerProcess | undefined;
+  const envs: RolloutEnv[] = [];
+  before(async () => {
+    const cp = await sharedControlPlane();
+    controller = await startController(cp.kubeconfig, (await sharedPrometheus()).prometheus.url);
+  });
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed' && controller) {
+      const noisy = controller.logs.filter((l) => l.level === 'warn' || l.level === 'error').slice(-8);
+      console.log(`  controller warnings:\n${noisy.map((l) => `    ${JSON.stringify(l)}`).join('\n')}`);
+    }
+  });
+  after(async () => {
+    for (const e of envs) e.close();
+    await controller?.stop();
+  });
+  return {
+    controller: () => controller!,
+    envs,
+    async env(prefix, services) {
+      const e = await RolloutEnv.create(prefix, services);
+      envs.push(e);
+      return e;
+    },
+  };
+}
