@@ -3,6 +3,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { parseArgs } from 'node:util';
 import { runController } from '../controller/controller.js';
 import { createLogger, type LogFormat, type LogLevel } from '../controller/log.js';
+import { parseDuration } from '../machine/duration.js';
 import { UsageError } from './usage-error.js';
 
 export const CONTROLLER_USAGE = `usage: perch controller [flags]   (each flag also an env var: --prometheus-url → PERCH_PROMETHEUS_URL)
@@ -11,6 +12,9 @@ export const CONTROLLER_USAGE = `usage: perch controller [flags]   (each flag al
   --prometheus-url URL    Prometheus for metrics that name no address of their own
   --metrics-addr ADDR     serve /metrics, /healthz, /readyz here (default :8080; port 0 picks a free one)
   --leader-elect          elect a leader through a coordination.k8s.io/v1 Lease before reconciling
+  --leader-elect-namespace NS   the Lease's namespace (default: $POD_NAMESPACE, else default)
+  --leader-elect-lease-duration D, --leader-elect-renew-deadline D, --leader-elect-retry-period D
+                          client-go's timings (default 15s, 10s, 2s)
   --log-level LEVEL       debug | info | warn | error (default info)
   --log-format FORMAT     json | text (default text)`;
 
@@ -20,6 +24,10 @@ const FLAGS = {
   'prometheus-url': { type: 'string' },
   'metrics-addr': { type: 'string' },
   'leader-elect': { type: 'boolean' },
+  'leader-elect-namespace': { type: 'string' },
+  'leader-elect-lease-duration': { type: 'string' },
+  'leader-elect-renew-deadline': { type: 'string' },
+  'leader-elect-retry-period': { type: 'string' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -59,12 +67,29 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   const kubeconfig = get('kubeconfig');
   if (kubeconfig) kc.loadFromFile(kubeconfig);
   else kc.loadFromDefault();
+  const duration = (
+    flag: 'leader-elect-lease-duration' | 'leader-elect-renew-deadline' | 'leader-elect-retry-period',
+  ) => {
+    const text = get(flag);
+    if (text === undefined) return undefined;
+    const ms = parseDuration(text);
+    if (!ms) throw new UsageError(`--${flag} ${text}: write a duration such as 15s or 500ms`);
+    return ms;
+  };
   const controller = await runController({
     kubeConfig: kc,
     namespace: get('namespace'),
     prometheusUrl: get('prometheus-url'),
     metricsAddr: get('metrics-addr') ?? ':8080',
     leaderElect: values['leader-elect'] ?? fromEnv('leader-elect') === 'true',
+    leaderElection: {
+      namespace: get('leader-elect-namespace') ?? process.env.POD_NAMESPACE ?? 'default',
+      name: 'perch-controller',
+      leaseDurationMs: duration('leader-elect-lease-duration'),
+      renewDeadlineMs: duration('leader-elect-renew-deadline'),
+      retryPeriodMs: duration('leader-elect-retry-period'),
+    },
+    onLeadershipLost: () => process.exit(1),
     log,
   });
   await new Promise<void>((done) => {

@@ -10,6 +10,7 @@ import {
   type SmiApiVersion,
 } from '../api/v1alpha1.js';
 import { Informer } from '../k8s/informer.js';
+import { LeaderElector } from '../k8s/leader-election.js';
 import { countKubeRequests } from '../k8s/request-metrics.js';
 import { rolloutRef, EventRecorder } from '../k8s/events.js';
 import { RolloutWriter } from '../k8s/rollout-writer.js';
@@ -29,6 +30,16 @@ export interface ControllerOptions {
   prometheusUrl?: string;
   metricsAddr: string;
   leaderElect: boolean;
+  /** The Lease and its timing, when leaderElect is on. */
+  leaderElection?: {
+    namespace: string;
+    name: string;
+    leaseDurationMs?: number;
+    renewDeadlineMs?: number;
+    retryPeriodMs?: number;
+  };
+  /** Called when leadership is lost: the process should exit, as another replica takes over. */
+  onLeadershipLost?: () => void;
   log: Logger;
   workers?: number;
 }
@@ -61,9 +72,6 @@ function fingerprint(s: RolloutStatus | undefined) {
 }
 
 export async function runController(opts: ControllerOptions): Promise<RunningController> {
-  if (opts.leaderElect) {
-    throw new Error('--leader-elect is not available in this build yet; run a single replica without it');
-  }
   const { kubeConfig: kc, log } = opts;
   const ns = opts.namespace;
   const metrics = new ControllerMetrics();
@@ -239,8 +247,27 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
   templates.onAdd(onNamespaceObject).onUpdate(onNamespaceObject).onDelete(onNamespaceObject);
 
   let synced = false;
-  const http = await startHttpServer(opts.metricsAddr, metrics.registry, () => synced);
+  let standby = false;
+  const http = await startHttpServer(opts.metricsAddr, metrics.registry, () => synced || standby);
   log.info('serving metrics', { address: http.address });
+  let elector: LeaderElector | undefined;
+  if (opts.leaderElect) {
+    const le = opts.leaderElection ?? { namespace: 'default', name: 'perch-controller' };
+    elector = new LeaderElector(kc, {
+      ...le,
+      onError: (message) => log.warn('leader election', { err: message }),
+    });
+    standby = true;
+    log.info('waiting for leadership', { lease: `${le.namespace}/${le.name}`, identity: elector.identity });
+    await elector.acquire(() => {
+      log.error('lost leadership; stopping so another replica can take over', {
+        identity: elector?.identity,
+      });
+      opts.onLeadershipLost?.();
+    });
+    standby = false;
+    log.info('started leading', { lease: `${le.namespace}/${le.name}`, identity: elector.identity });
+  }
   await Promise.all([
     services.start(),
     templates.start(),
@@ -257,6 +284,7 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
       await queue.shutdown();
       for (const i of [rollouts, services, templates, ...[...splits.values()].map((s) => s.informer)])
         i.stop();
+      await elector?.release();
       await http.close();
       stopCounting();
     },

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { EventLog } from './events.js';
 
 const PERCH = fileURLToPath(new URL('../../src/cli/perch.js', import.meta.url));
 
@@ -12,6 +13,12 @@ export interface ControllerProcess {
   metricsAddress: string;
   /** Every JSON log record so far. */
   logs: Record<string, unknown>[];
+  /** The first log record (seen or to come) that matches. */
+  waitForLog(
+    match: (record: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+    what?: string,
+  ): Promise<Record<string, unknown>>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stop(): Promise<void>;
   kill(): Promise<void>;
@@ -39,7 +46,8 @@ export async function startController(
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
-  const logs: Record<string, unknown>[] = [];
+  const log = new EventLog<Record<string, unknown>>();
+  const logs = log.seen;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     proc.once('exit', (code, signal) => resolve({ code, signal })),
   );
@@ -47,10 +55,10 @@ export async function startController(
     createInterface(proc.stderr!).on('line', (line) => {
       try {
         const rec = JSON.parse(line) as Record<string, unknown>;
-        logs.push(rec);
+        log.push(rec);
         if (rec.msg === 'serving metrics' && typeof rec.address === 'string') resolve(rec.address);
       } catch {
-        logs.push({ raw: line });
+        log.push({ raw: line });
       }
     });
     void exited.then(({ code, signal }) =>
@@ -66,6 +74,7 @@ export async function startController(
     pid,
     metricsAddress,
     logs,
+    waitForLog: (match, timeoutMs = 30_000, what = 'a log record') => log.find(match, timeoutMs, what),
     exited,
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
