@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../src/sandbox/repo.js';
+import { controllerBenchmark } from './controller.js';
 import { sandboxBenchmark } from './sandbox.js';
 
 export interface Figure {
@@ -29,7 +30,7 @@ export interface Benchmark {
   run(progress: (line: string) => void): Promise<BenchmarkReport>;
 }
 
-const BENCHMARKS: Benchmark[] = [sandboxBenchmark];
+const BENCHMARKS: Benchmark[] = [sandboxBenchmark, controllerBenchmark];
 
 interface Machine {
   nproc: number;
