@@ -5,6 +5,7 @@ import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os'
 import { join } from 'node:path';
 import { repoRoot } from '../src/sandbox/repo.js';
 import { controllerBenchmark } from './controller.js';
+import { meshBenchmark } from './mesh.js';
 import { sandboxBenchmark } from './sandbox.js';
 
 export interface Figure {
@@ -30,7 +31,7 @@ export interface Benchmark {
   run(progress: (line: string) => void): Promise<BenchmarkReport>;
 }
 
-const BENCHMARKS: Benchmark[] = [sandboxBenchmark, controllerBenchmark];
+const BENCHMARKS: Benchmark[] = [sandboxBenchmark, controllerBenchmark, meshBenchmark];
 
 interface Machine {
   nproc: number;

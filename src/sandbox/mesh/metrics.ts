@@ -1,0 +1,151 @@
+// The mesh's metrics as OSM's Envoy sidecars export them (osm_request_total, osm_request_duration_ms),
+// same names and labels as apps/osm-metrics-target.ts, so Perch's queries read the demo like a real mesh.
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { Counter, Histogram, Registry } from 'prom-client';
+import { OSM_DURATION_BUCKETS, type TrafficSource } from '../apps/osm-metrics-target.js';
+import { LOOPBACK } from '../free-port.js';
+
+/** Headers a load generator sets to name itself in the source_* labels (there are no pods to say it). */
+export const SOURCE_HEADERS = {
+  namespace: 'x-source-namespace',
+  kind: 'x-source-kind',
+  name: 'x-source-name',
+  pod: 'x-source-pod',
+} as const;
+
+export const DEFAULT_SOURCE: TrafficSource = {
+  namespace: 'mesh',
+  kind: 'Deployment',
+  name: 'load-generator',
+  pod: 'load-generator-0',
+};
+
+export interface Destination {
+  namespace: string;
+  /** The backend Service's name; OSM labels its Deployment, which the demo names alike. */
+  name: string;
+}
+
+const LABELS = [
+  'source_namespace',
+  'source_kind',
+  'source_name',
+  'source_pod',
+  'destination_namespace',
+  'destination_kind',
+  'destination_name',
+  'destination_pod',
+] as const;
+type Labels = Record<(typeof LABELS)[number], string>;
+
+/** The source named by a request's headers, each label defaulting on its own. */
+export function sourceOf(headers: IncomingHttpHeaders, fallback: TrafficSource): TrafficSource {
+  const one = (name: string, dflt: string) => {
+    const v = headers[name];
+    const s = Array.isArray(v) ? v[0] : v;
+    return s && s.length > 0 ? s : dflt;
+  };
+  return {
+    namespace: one(SOURCE_HEADERS.namespace, fallback.namespace),
+    kind: one(SOURCE_HEADERS.kind, fallback.kind),
+    name: one(SOURCE_HEADERS.name, fallback.name),
+    pod: one(SOURCE_HEADERS.pod, fallback.pod),
+  };
+}
+
+function labelsOf(source: TrafficSource, destination: Destination): Labels {
+  return {
+    source_namespace: source.namespace,
+    source_kind: source.kind,
+    source_name: source.name,
+    source_pod: source.pod,
+    destination_namespace: destination.namespace,
+    destination_kind: 'Deployment',
+    destination_name: destination.name,
+    destination_pod: `${destination.name}-0`,
+  };
+}
+
+export class MeshMetrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<string>;
+  private readonly durations: Histogram<string>;
+  private readonly connections: Counter<string>;
+
+  constructor() {
+    this.requests = new Counter({
+      name: 'osm_request_total',
+      help: 'Requests between a source and a destination workload, by response code.',
+      labelNames: [...LABELS, 'response_code'],
+      registers: [this.registry],
+    });
+    this.durations = new Histogram({
+      name: 'osm_request_duration_ms',
+      help: 'Request durations between a source and a destination workload, in milliseconds.',
+      labelNames: [...LABELS],
+      buckets: OSM_DURATION_BUCKETS,
+      registers: [this.registry],
+    });
+    // Not an OSM name: OSM's own metrics are HTTP only, and nothing in Perch queries TCP connections.
+    this.connections = new Counter({
+      name: 'sandbox_mesh_tcp_connections_total',
+      help: 'TCP connections the sandbox mesh routed, by destination and whether the backend accepted.',
+      labelNames: ['destination_namespace', 'destination_name', 'outcome'],
+      registers: [this.registry],
+    });
+  }
+
+  recordRequest(source: TrafficSource, destination: Destination, code: number, durationMs: number): void {
+    const labels = labelsOf(source, destination);
+    this.requests.inc({ ...labels, response_code: String(code) });
+    this.durations.observe(labels, durationMs);
+  }
+
+  recordConnection(destination: Destination, outcome: 'connected' | 'failed'): void {
+    this.connections.inc({
+      destination_namespace: destination.namespace,
+      destination_name: destination.name,
+      outcome,
+    });
+  }
+}
+
+export interface MetricsServer {
+  port: number;
+  /** http://127.0.0.1:PORT/metrics */
+  url: string;
+  /** "127.0.0.1:PORT", as a Prometheus static target. */
+  target: string;
+  close(): Promise<void>;
+}
+
+/** GET /metrics on a port of its own, apart from the traffic, as a sidecar's admin port is. */
+export async function serveMetrics(registry: Registry): Promise<MetricsServer> {
+  const server: Server = createServer((req, res) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404).end('only GET /metrics\n');
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: Error) => res.writeHead(500).end(`${err.message}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, LOOPBACK, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    port,
+    url: `http://${LOOPBACK}:${port}/metrics`,
+    target: `${LOOPBACK}:${port}`,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        // Prometheus keeps its scrape connection open; close() alone would wait for it.
+        server.closeAllConnections();
+        server.close((err) => (err ? reject(err) : resolve()));
+      }),
+  };
+}
