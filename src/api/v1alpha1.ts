@@ -103,6 +103,8 @@ export interface RolloutStatus {
   progressSince?: string;
   /** Set when a rollback starts: the phase it ends in and why, so a restarted controller finishes it. */
   rollback?: { phase: 'Failed' | 'Aborted'; reason: string; message: string };
+  /** The phase the run had when the spec became invalid: valid again, it goes on from there (a finished run stays finished). */
+  invalidFrom?: Exclude<Phase, 'Invalid'>;
   analysis?: {
     passed: number;
     failed: number;

@@ -19,7 +19,13 @@ import { CheckRunner } from './checks.js';
 import { startHttpServer } from './http-server.js';
 import type { Logger } from './log.js';
 import { ControllerMetrics } from './metrics.js';
-import { reconcile, type Actuator, type ClusterView, type ReconcileHooks } from './reconciler.js';
+import {
+  reconcile,
+  splitTarget,
+  type Actuator,
+  type ClusterView,
+  type ReconcileHooks,
+} from './reconciler.js';
 import { compileWindow, type Window } from './window.js';
 import { WorkQueue } from './work-queue.js';
 
@@ -189,12 +195,20 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
 
   // Our own writes, until the cache shows them: deciding on an older status could repeat a step, and
   // seeing a one-shot annotation we already removed would report it ignored.
-  const expected = new Map<string, { status?: RolloutStatus; cleared?: string[]; at: number }>();
-  const expect = (k: string, what: { status?: RolloutStatus; cleared?: string[] }) =>
+  type Expectation = { status?: RolloutStatus; cleared?: string[]; canaryWeight?: number };
+  const expected = new Map<string, Expectation & { at: number }>();
+  const expect = (k: string, what: Expectation) =>
     expected.set(k, { ...expected.get(k), ...what, at: Date.now() });
-  const cacheBehind = (rollout: Rollout, w: { status?: RolloutStatus; cleared?: string[] }) =>
-    (w.status !== undefined && !isDeepStrictEqual(fingerprint(rollout.status), fingerprint(w.status))) ||
-    (w.cleared ?? []).some((a) => rollout.metadata?.annotations?.[a] !== undefined);
+  const cacheBehind = (rollout: Rollout, w: Expectation) => {
+    if (w.status !== undefined && !isDeepStrictEqual(fingerprint(rollout.status), fingerprint(w.status)))
+      return true;
+    if ((w.cleared ?? []).some((a) => rollout.metadata?.annotations?.[a] !== undefined)) return true;
+    if (w.canaryWeight === undefined) return false;
+    const target = splitTarget(rollout);
+    const split = view.trafficSplit(target.apiVersion, target.namespace, target.name);
+    const read = split && readSplit(split, target);
+    return !read || !read.asPlanned || read.canaryWeight !== w.canaryWeight;
+  };
 
   async function handle(k: string): Promise<void> {
     const [namespace, name] = k.split('/') as [string, string];
@@ -227,6 +241,11 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
           if (wrote) expect(k, { status: after });
           return wrote;
         },
+        async setWeights(target, canaryWeight, current) {
+          const outcome = await act.setWeights(target, canaryWeight, current);
+          if (outcome !== 'unchanged') expect(k, { canaryWeight });
+          return outcome;
+        },
         async clearAnnotations(r, keys) {
           await act.clearAnnotations(r, keys);
           expect(k, { cleared: keys });
@@ -244,7 +263,9 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
   rollouts.onAdd(onRollout).onUpdate(onRollout).onDelete(onRollout);
   const onNamespaceObject = (o: KubernetesObject) => enqueueNamespace(o.metadata?.namespace);
   services.onAdd(onNamespaceObject).onUpdate(onNamespaceObject).onDelete(onNamespaceObject);
-  templates.onAdd(onNamespaceObject).onUpdate(onNamespaceObject).onDelete(onNamespaceObject);
+  // A templateRef may name another namespace: a template change is rare, so every Rollout looks again.
+  const onTemplate = () => enqueueNamespace(undefined);
+  templates.onAdd(onTemplate).onUpdate(onTemplate).onDelete(onTemplate);
 
   let synced = false;
   let standby = false;

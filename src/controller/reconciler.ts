@@ -112,7 +112,12 @@ export async function observe(
         retry: flag(rollout, ANNOTATIONS.retry),
       },
       checks,
-      traffic: read && { canaryWeight: read.canaryWeight, lastWritten: read.lastWritten },
+      traffic: read && {
+        canaryWeight: read.canaryWeight,
+        lastWritten: read.lastWritten,
+        asPlanned: read.asPlanned,
+      },
+      stableServiceExists: view.serviceExists(target.namespace, target.stableService),
       routing,
       window: 'error' in window ? { open: true } : window,
     },
@@ -142,17 +147,18 @@ export async function reconcile(
 
   // Order of writes, so that a crash between any two neither skips nor repeats a step:
   // 1. status: it records the step the run is on and the weights it wants. The status is the memory.
-  // 2. TrafficSplit: brought to those weights. A crash before this leaves weights behind the status;
+  // 2. events, which describe what the status now says (a failure further on cannot lose them).
+  // 3. TrafficSplit: brought to those weights. A crash before this leaves weights behind the status;
   //    the next reconcile sees them differ from what the status wants and from what Perch last wrote
   //    there, finishes the write (no drift), and only then lets the next step begin, as the machine
   //    advances a step only once the observed weights match the status.
-  // 3. events, then one-shot annotations removed: a crash before their removal shows the machine an
-  //    annotation for a state it has already left, which it ignores and removes (abort, promote, retry)
-  //    or which cannot skip a pause (resume only ends a pause already in effect).
-  // 4. the finalizer, last of all, and only once stable has 100%.
+  // 4. one-shot annotations removed: a crash before their removal shows the machine an annotation for
+  //    a transition already made, which it counts as acted on (abort, promote) or ignores and removes
+  //    (retry), or which cannot skip a pause (resume only ends a pause already in effect).
+  // 5. the finalizer, last of all, and only once stable has 100%.
   if (!deleting) await act.patchStatus(rollout, rollout.status, decision.status);
-  for (const e of by('setWeights')) await act.setWeights(target, e.canaryWeight, current);
   for (const e of by('event')) await act.event(rollout, e.eventType, e.reason, e.message);
+  for (const e of by('setWeights')) await act.setWeights(target, e.canaryWeight, current);
   const cleared = by('clearAnnotation').map((e) => e.key);
   if (cleared.length > 0) await act.clearAnnotations(rollout, cleared);
   if (by('removeFinalizer').length > 0) await act.removeFinalizer(rollout);

@@ -5,7 +5,7 @@ import type { Phase, RolloutSpec, RolloutStatus } from '../api/v1alpha1.js';
 import { emptyAnalysis, recordRound, worstCheck } from './checks.js';
 import { setCondition } from './conditions.js';
 import { planOf, type Plan } from './plan.js';
-import { rolloutMachine } from './rollout-machine.js';
+import { rolloutMachine, routedAt } from './rollout-machine.js';
 import { currentStep, holdReason, oneShotEffects } from './transitions.js';
 import type { Decision, Effect, Observation } from './types.js';
 
@@ -40,26 +40,35 @@ function withRound(
     iso(obs.now + plan.intervalMs),
   );
   const worst = worstCheck(obs.checks);
+  // A round that did not fail is progress for the deadline: the run is being checked, not stuck.
+  // (Error and Inconclusive rounds count too: Prometheus being down must never fail a run.)
+  const progressSince =
+    worst?.verdict !== 'Fail' && status.progressSince ? iso(obs.now) : status.progressSince;
   const effects: Effect[] =
     worst?.verdict === 'Fail'
       ? [{ type: 'event', eventType: 'Warning', reason: 'AnalysisFailed', message: worst.reason }]
       : [];
-  return { status: { ...status, analysis }, effects };
+  return { status: { ...status, analysis, progressSince }, effects };
 }
 
-/** On deletion: stable 100 first, then let the Rollout go (the perch.dev/traffic finalizer). */
+/**
+ * On deletion: stable 100 first, then let the Rollout go (the perch.dev/traffic finalizer). An otherwise
+ * invalid spec does not stop the write while the stable Service exists: half-routed traffic is worse.
+ */
 function deletion(status: RolloutStatus, obs: Observation): Decision {
-  const routable = obs.validation.valid && obs.routing.ok && obs.traffic !== undefined;
-  if (routable && obs.traffic!.canaryWeight !== 0) {
+  const writable =
+    obs.routing.ok &&
+    obs.traffic !== undefined &&
+    (obs.validation.valid || obs.stableServiceExists !== false);
+  if (writable && !routedAt(obs, 0))
     return { status, effects: [{ type: 'setWeights', canaryWeight: 0, drift: false }] };
-  }
   return { status, effects: [{ type: 'removeFinalizer' }] };
 }
 
 function trafficEffects(status: RolloutStatus, obs: Observation): Effect[] {
   if (status.phase === 'Invalid' || !obs.routing.ok) return [];
   const desired = status.canaryWeight ?? 0;
-  if (obs.traffic?.canaryWeight === desired) return [];
+  if (routedAt(obs, desired)) return [];
   // Perch had written this very weight and it changed since: someone else's hand, undo and say so.
   const drift = obs.traffic !== undefined && obs.traffic.lastWritten === desired;
   const effects: Effect[] = [{ type: 'setWeights', canaryWeight: desired, drift }];
@@ -95,7 +104,7 @@ function conditions(status: RolloutStatus, obs: Observation): RolloutStatus['con
   const desired = status.canaryWeight ?? 0;
   const routed = !obs.routing.ok
     ? { status: 'False' as const, reason: obs.routing.reason, message: obs.routing.message }
-    : obs.traffic?.canaryWeight === desired
+    : routedAt(obs, desired)
       ? { status: 'True' as const, reason: 'Routed', message: `stable ${100 - desired}%, canary ${desired}%` }
       : { status: 'False' as const, reason: 'Updating', message: `routing canary ${desired}%` };
   c = setCondition(c, { type: 'TrafficRouted', ...routed, observedGeneration: g }, now);
@@ -192,14 +201,12 @@ export function decide(spec: RolloutSpec, current: RolloutStatus | undefined, ob
 
   const withoutResume = { ...obs, annotations: { ...obs.annotations, resume: false } };
   const acted = new Set<string>();
-  if (
-    obs.annotations.abort &&
-    status.phase === 'RollingBack' &&
-    status.rollback?.phase === 'Aborted' &&
-    before.phase !== 'RollingBack'
-  )
+  // An abort or promote also counts as acted on while the transition it caused is still underway:
+  // a write that failed after the status was saved must not turn it into an "ignored" annotation.
+  const aborting = status.rollback?.phase === 'Aborted';
+  if (obs.annotations.abort && aborting && (status.phase === 'RollingBack' || before.phase === 'RollingBack'))
     acted.add('abort');
-  if (obs.annotations.promote && status.phase === 'Promoting' && before.phase !== 'Promoting')
+  if (obs.annotations.promote && (status.phase === 'Promoting' || before.phase === 'Promoting'))
     acted.add('promote');
   if (
     obs.annotations.retry &&

@@ -24,6 +24,18 @@ type Guard = (args: GuardArgs) => boolean;
 
 const failedRound = (obs: Observation) => worstCheck(obs.checks)?.verdict === 'Fail';
 
+/** The TrafficSplit routes exactly as planned at `weight`: stable/canary only, the right root. */
+export const routedAt = (obs: Observation, weight: number) =>
+  obs.routing.ok &&
+  obs.traffic !== undefined &&
+  obs.traffic.asPlanned !== false &&
+  obs.traffic.canaryWeight === weight;
+
+const was =
+  (phase: NonNullable<RolloutStatus['invalidFrom']>): Guard =>
+  ({ context }) =>
+    context.status.invalidFrom === phase;
+
 const guards = {
   invalid: ({ event }) => !event.obs.validation.valid,
   newGeneration: ({ context, event }) => context.status.observedGeneration !== event.obs.generation,
@@ -32,30 +44,40 @@ const guards = {
   promoteRequested: ({ event }) => event.obs.annotations.promote,
   failedTooOften: ({ context, event }) =>
     failedRound(event.obs) && (context.status.analysis?.failed ?? 0) > event.plan.failureLimit,
-  failedThisRound: ({ event }) => failedRound(event.obs),
+  // Any metric whose latest check failed: no step advances and no promote until it passes again.
+  lastCheckFailed: ({ context, event }) =>
+    [...latestVerdicts(context.status.analysis, event.plan.metrics).values()].includes('Fail'),
   deadlineExceeded: ({ context, event }) => {
     const since = context.status.progressSince;
     return !!since && event.obs.now - Date.parse(since) > event.plan.progressDeadlineMs;
   },
   shouldHold: ({ context, event }) => t.holdReason(context.status, event.obs, event.plan) !== undefined,
-  cannotRoute: ({ context, event }) =>
-    !event.obs.routing.ok || event.obs.traffic?.canaryWeight !== (context.status.canaryWeight ?? 0),
+  cannotRoute: ({ context, event }) => !routedAt(event.obs, context.status.canaryWeight ?? 0),
   windowClosed: ({ event }) => !event.obs.window.open,
   stepsDone: ({ context, event }) => (context.status.currentStepIndex ?? 0) >= event.plan.steps.length,
+  // Promotion needs every metric's latest check to pass, and a passing round since the last step
+  // began: checks made at a lower weight do not vouch for the last one.
   readyToPromote: ({ context, event }) =>
     (context.status.currentStepIndex ?? 0) >= event.plan.steps.length &&
     (!event.plan.analysis ||
-      [...latestVerdicts(context.status.analysis, event.plan.metrics).values()].every((v) => v === 'Pass')),
+      ((context.status.analysis?.consecutivePassed ?? 0) >= 1 &&
+        [...latestVerdicts(context.status.analysis, event.plan.metrics).values()].every(
+          (v) => v === 'Pass',
+        ))),
   atSetWeight: ({ context, event }) => t.currentStep(context.status, event.plan)?.kind === 'setWeight',
   analysisStepDone: ({ context, event }) => {
     const step = t.currentStep(context.status, event.plan);
     return step?.kind === 'analysis' && (context.status.analysis?.consecutivePassed ?? 0) >= step.iterations;
   },
   atAnalysisStep: ({ context, event }) => t.currentStep(context.status, event.plan)?.kind === 'analysis',
-  trafficOnCanary: ({ event }) => event.obs.routing.ok && event.obs.traffic?.canaryWeight === 100,
-  trafficOnStable: ({ event }) => event.obs.routing.ok && event.obs.traffic?.canaryWeight === 0,
+  trafficOnCanary: ({ event }) => routedAt(event.obs, 100),
+  trafficOnStable: ({ event }) => routedAt(event.obs, 0),
+  atPauseStep: ({ context, event }) => t.currentStep(context.status, event.plan)?.kind === 'pause',
+  wasSucceeded: was('Succeeded'),
+  wasFailed: was('Failed'),
+  wasAborted: was('Aborted'),
+  wasRollingBack: was('RollingBack'),
   endsAborted: ({ context }) => context.status.rollback?.phase === 'Aborted',
-  rollbackUnderway: ({ context }) => context.status.rollback !== undefined,
   runUnderway: ({ context }) => context.status.runStartedAt !== undefined,
 } satisfies Record<string, Guard>;
 
@@ -82,7 +104,7 @@ const fail = {
 } as const;
 // Not even a person's promote raises the canary's weight in a round whose checks failed.
 const promote = {
-  guard: and(['promoteRequested', not('failedThisRound')]),
+  guard: and(['promoteRequested', not('lastCheckFailed')]),
   target: '#rollout.Promoting',
   actions: run(t.beginPromotion),
 } as const;
@@ -119,7 +141,11 @@ export const rolloutMachine = setup({
         RECONCILE: [
           { guard: 'invalid', actions: run(t.markInvalid) },
           newRun,
-          { guard: 'rollbackUnderway', target: 'RollingBack', actions: run(t.revalidate) },
+          // Back to the phase it had: a finished run stays finished, a rollback finishes.
+          { guard: 'wasSucceeded', target: 'Succeeded', actions: run(t.revalidate) },
+          { guard: 'wasFailed', target: 'Failed', actions: run(t.revalidate) },
+          { guard: 'wasAborted', target: 'Aborted', actions: run(t.revalidate) },
+          { guard: 'wasRollingBack', target: 'RollingBack', actions: run(t.revalidate) },
           // A run that was promoting goes back through Progressing: the promotion gate stands again.
           { guard: 'runUnderway', target: 'Progressing', actions: run(t.revalidate) },
           { target: 'Progressing', actions: run(t.startRun) },
@@ -135,7 +161,7 @@ export const rolloutMachine = setup({
           { guard: 'cannotRoute', actions: run(t.awaitTraffic) },
           { guard: 'windowClosed', actions: run(t.holdForWindow) },
           // Never raise the canary's weight in a round with a failed check, even one within failureLimit.
-          { guard: 'failedThisRound', actions: run(t.holdAfterFailure) },
+          { guard: 'lastCheckFailed', actions: run(t.holdAfterFailure) },
           { guard: 'readyToPromote', target: 'Promoting', actions: run(t.beginPromotion) },
           { guard: 'stepsDone', actions: run(t.clockOn, t.awaitPassingChecks) },
           { guard: 'atSetWeight', actions: run(t.clockOn, t.applySetWeight) },
@@ -151,6 +177,12 @@ export const rolloutMachine = setup({
         RECONCILE: [
           ...running,
           { guard: 'shouldHold', actions: run(t.hold) },
+          // A pause step that is over still waits for the window before the run moves past it.
+          {
+            guard: and(['windowClosed', 'atPauseStep']),
+            target: 'Progressing',
+            actions: run(t.holdForWindow),
+          },
           { target: 'Progressing', actions: run(t.resume) },
         ],
       },

@@ -63,6 +63,7 @@ export const startRun: Transition = (status, obs, plan) => {
       progressSince: now,
       pauseReason: undefined,
       rollback: undefined,
+      invalidFrom: undefined,
       analysis: emptyAnalysis(),
     },
     effects: [normal('RunStarted', retry ? `${message} (retry)` : message)],
@@ -72,17 +73,51 @@ export const startRun: Transition = (status, obs, plan) => {
 export const markInvalid: Transition = (status, obs) => {
   if (obs.validation.valid) return { status, effects: [] };
   const changed = status.phase !== 'Invalid' || status.message !== obs.validation.message;
+  const invalidFrom = status.phase === 'Invalid' ? status.invalidFrom : status.phase;
   return {
-    status: { ...status, phase: 'Invalid', message: obs.validation.message },
+    // The time spent invalid is not progress: the deadline clock stops, and starts again once valid.
+    status: {
+      ...status,
+      phase: 'Invalid',
+      invalidFrom,
+      message: obs.validation.message,
+      progressSince: undefined,
+    },
     effects: changed ? [warning('Invalid', obs.validation.message)] : [],
   };
 };
 
-/** Valid again with the same generation: the run goes on where it stood. */
-export const revalidate: Transition = (status) => ({
-  status: { ...status, phase: 'Progressing', message: 'spec valid again; the run goes on' },
-  effects: [normal('Valid', 'spec valid again; the run goes on')],
-});
+/**
+ * Valid again with the same generation: back to the phase it had. A finished run stays finished;
+ * a running one goes on with its clocks started afresh (the next check a full interval away).
+ */
+export const revalidate: Transition = (status, obs, plan) => {
+  const phase = status.invalidFrom && status.invalidFrom !== 'Pending' ? status.invalidFrom : 'Progressing';
+  const finished = phase === 'Succeeded' || phase === 'Failed' || phase === 'Aborted';
+  const analysis = status.analysis ?? emptyAnalysis();
+  const running = finished
+    ? {}
+    : {
+        progressSince: iso(obs.now),
+        analysis: {
+          ...analysis,
+          nextCheckAt:
+            (status.canaryWeight ?? 0) > 0 && plan.analysis
+              ? iso(obs.now + plan.intervalMs)
+              : analysis.nextCheckAt,
+        },
+      };
+  return {
+    status: {
+      ...status,
+      ...running,
+      phase,
+      invalidFrom: undefined,
+      message: `spec valid again; ${finished ? `still ${phase}` : 'the run goes on'}`,
+    },
+    effects: [normal('Valid', `spec valid again; ${finished ? `still ${phase}` : 'the run goes on'}`)],
+  };
+};
 
 export const applySetWeight: Transition = (status, obs, plan) => {
   const step = currentStep(status, plan);
@@ -199,7 +234,14 @@ export const resume: Transition = (status, obs, plan) => {
     pauseReason: undefined,
     progressSince: iso(obs.now),
   };
-  const moved = fromPauseStep ? nextStep(base, obs.now) : base;
+  // Past a pause step only when that pause is over: its time is up, or a person resumed the pause
+  // step itself. Resuming a safety or manual pause never also skips a timed pause underneath it.
+  const started = Date.parse(status.stepStartedAt ?? iso(obs.now));
+  const elapsed =
+    step?.kind === 'pause' && step.durationMs !== undefined && obs.now - started >= step.durationMs;
+  const pauseOver =
+    elapsed || (obs.annotations.resume && wasReason === 'PauseStep') || status.phase !== 'Paused';
+  const moved = fromPauseStep && pauseOver ? nextStep(base, obs.now) : base;
   const by = obs.annotations.resume
     ? ANNOTATIONS.resume
     : wasReason === 'Manual'

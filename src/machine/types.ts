@@ -18,7 +18,9 @@ export interface Observation {
    * The TrafficSplit as observed; undefined when it does not exist yet. `lastWritten` is the canary
    * weight Perch recorded on it with its last write (an annotation), so a difference is someone else's.
    */
-  traffic: { canaryWeight: number; lastWritten?: number } | undefined;
+  traffic: { canaryWeight: number; lastWritten?: number; asPlanned?: boolean } | undefined;
+  /** Whether the stable Service exists: on deletion stable 100 is written even for an otherwise invalid spec. */
+  stableServiceExists?: boolean;
   /** Whether Perch may write the TrafficSplit (it owns it, or it is annotated perch.dev/managed-by). */
   routing: { ok: true } | { ok: false; reason: string; message: string };
   /** The promotion window: open (or no window), and when it opens next if closed. */

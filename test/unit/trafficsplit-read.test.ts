@@ -189,6 +189,33 @@ describe('readSplit', () => {
     });
   });
 
+  describe('asPlanned', () => {
+    const read = (backends: { service: string; weight: number | string }[], service?: string) => {
+      const obj = split('split.smi-spec.io/v1alpha2', backends, owned);
+      if (service) (obj as { spec: { service: string } }).spec.service = service;
+      return readSplit(obj, target());
+    };
+
+    it('holds for exactly stable/canary at the observed weight under the root FQDN', () => {
+      const r = read(
+        [
+          { service: 'web-v1', weight: 90 },
+          { service: 'web-v2', weight: 10 },
+        ],
+        'web.shop.svc.cluster.local',
+      );
+      expect(r).to.include({ canaryWeight: 10, asPlanned: true });
+    });
+
+    it('fails for a third backend, such as the previous canary after a new generation', () => {
+      const r = read([
+        { service: 'web-v1', weight: 50 },
+        { service: 'web-old', weight: 50 },
+      ]);
+      expect(r).to.include({ canaryWeight: 0, asPlanned: false });
+    });
+  });
+
   describe('lastWritten', () => {
     const backends = [{ service: 'web-v1', weight: 100 }];
     const withAnnotation = (value: string) =>
@@ -201,7 +228,12 @@ describe('readSplit', () => {
       );
 
     it('is the perch.dev/canary-weight annotation', () => {
-      expect(withAnnotation('10')).to.deep.equal({ canaryWeight: 0, lastWritten: 10, owned: 'owner' });
+      expect(withAnnotation('10')).to.deep.equal({
+        canaryWeight: 0,
+        asPlanned: true,
+        lastWritten: 10,
+        owned: 'owner',
+      });
       expect(withAnnotation('0').lastWritten).to.equal(0);
       expect(withAnnotation('100').lastWritten).to.equal(100);
     });
@@ -209,6 +241,7 @@ describe('readSplit', () => {
     it('is absent without the annotation, or when it is not a percentage', () => {
       expect(readSplit(split('split.smi-spec.io/v1alpha2', backends, owned), target())).to.deep.equal({
         canaryWeight: 0,
+        asPlanned: true,
         owned: 'owner',
       });
       for (const bad of ['', 'ten', '101', '-1', '1.5']) {

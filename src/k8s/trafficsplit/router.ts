@@ -54,6 +54,8 @@ export interface SplitTarget {
 export type Ownership = 'owner' | 'annotated' | 'foreign';
 
 export interface ObservedSplit {
+  /** Routes exactly stable/canary at canaryWeight with the right root: no other backend, nothing else off. */
+  asPlanned: boolean;
   /** The canary's share of the total weight, as a whole percentage. */
   canaryWeight: number;
   /** The perch.dev/canary-weight annotation: what Perch wrote last. */
@@ -150,8 +152,11 @@ export function readSplit(obj: KubernetesObject, target: SplitTarget): ObservedS
   const canaryRaw = backends
     .filter((b) => (shortServiceName(target.namespace, b.service) ?? b.service) === canary)
     .reduce((sum, b) => sum + b.weight, 0);
+  const canaryWeight = total > 0 ? Math.round((100 * canaryRaw) / total) : 0;
+  const planned = planFor(target, canaryWeight);
   const observed: ObservedSplit = {
-    canaryWeight: total > 0 ? Math.round((100 * canaryRaw) / total) : 0,
+    canaryWeight,
+    asPlanned: planned.ok && routesAsPlanned(obj, target, planned.plan),
     owned: ownershipOf(obj, target.rollout),
   };
   const lastWritten = parseLastWritten(obj.metadata?.annotations?.[CANARY_WEIGHT_ANNOTATION]);
