@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `perch`: the command-line entry point; each subcommand lives in its own module.
 import { controllerCommand, CONTROLLER_USAGE } from './controller.js';
+import { demoCommand, DEMO_USAGE } from './demo.js';
 import { runMain } from './main.js';
 import { sandboxCommand, SANDBOX_USAGE } from './sandbox.js';
 import { UsageError } from './usage-error.js';
@@ -10,10 +11,13 @@ const USAGE = `usage: perch <command> [flags]
 commands:
   controller the Rollout controller
   sandbox    the local Kubernetes control plane (official kube-apiserver, etcd, kube-controller-manager)
+  demo       the whole story on one machine: a healthy canary promoted, a faulty one rolled back
 
 ${CONTROLLER_USAGE}
 
-${SANDBOX_USAGE}`;
+${SANDBOX_USAGE}
+
+${DEMO_USAGE}`;
 
 runMain('perch', async () => {
   const [command, ...rest] = process.argv.slice(2);
@@ -22,6 +26,8 @@ runMain('perch', async () => {
       return controllerCommand(rest);
     case 'sandbox':
       return sandboxCommand(rest);
+    case 'demo':
+      return demoCommand(rest);
     case undefined:
     case '-h':
     case '--help':

@@ -64,6 +64,12 @@ export async function sandboxCommand(argv: string[]): Promise<number> {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  // Signal handlers first: a Ctrl-C or SIGTERM at any moment, start-up included, stops cleanly.
+  let signalled: () => void = () => {};
+  const stopRequested = new Promise<void>((resolve) => (signalled = resolve));
+  const onSignal = () => signalled();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   const cp = await startControlPlane({
     kubeconfig: resolve(values.kubeconfig),
     port,
@@ -73,10 +79,7 @@ export async function sandboxCommand(argv: string[]): Promise<number> {
   });
   process.stdout.write(`ready ${cp.server}\n`);
   progress(`kubeconfig ${cp.kubeconfig}; try: KUBECONFIG=${cp.kubeconfig} kubectl get trafficsplits -A`);
-  await new Promise<void>((done) => {
-    process.once('SIGINT', done);
-    process.once('SIGTERM', done);
-  });
+  await stopRequested;
   progress('stopping');
   await cp.stop();
   return 0;

@@ -1,0 +1,237 @@
+// `perch demo [--fast]`: the whole story on one machine. A healthy canary (v2) is promoted, then a faulty
+// one (v3) rolled back, with live progress; exits 0 only when both end as expected.
+import { parseArgs } from 'node:util';
+import type { Rollout } from '../api/v1alpha1.js';
+import { Informer } from '../k8s/informer.js';
+import { prepareBinaries } from '../sandbox/control-plane/index.js';
+import { NAMESPACE, ROLLOUT_NAME, startDemoStack, type DemoStack } from '../sandbox/demo/stack.js';
+import {
+  liveLine,
+  observe,
+  Redrawer,
+  summaryTable,
+  TransitionLog,
+  type RunState,
+} from '../sandbox/demo/view.js';
+import { findPrometheus } from '../sandbox/prometheus/launcher.js';
+import { UsageError } from './usage-error.js';
+
+export const DEMO_USAGE = `usage:
+  perch demo [--fast]
+      Starts the sandbox, the bookstore backends, a mesh, load, Prometheus and the controller on this
+      machine, promotes a healthy canary (v2) and rolls back a faulty one (v3), showing the progress.
+      --fast  short analysis intervals and 1 s scrapes (about a minute once the binaries are built)
+      Ctrl-C stops everything it started. Exits 0 only when v2 is Succeeded and v3 Failed.`;
+
+const TERMINAL = new Set(['Succeeded', 'Failed', 'Aborted']);
+
+function parseFlags(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      options: { fast: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n${DEMO_USAGE}`);
+  }
+}
+
+const progress = (line: string) => process.stderr.write(`perch demo: ${line}\n`);
+const say = (line = '') => process.stdout.write(`${line}\n`);
+
+class Interrupted extends Error {}
+
+export async function demoCommand(argv: string[]): Promise<number> {
+  const values = parseFlags(argv);
+  if (values.help) {
+    say(DEMO_USAGE);
+    return 0;
+  }
+  const fast = values.fast ?? false;
+  // Fail before anything starts when Prometheus is missing; the message says how to install it.
+  findPrometheus();
+  // Before the clock starts: a first run builds the binaries, which takes minutes.
+  await prepareBinaries((line) => {
+    progress(`first run: building the Kubernetes control-plane binaries (once): ${line}`);
+  });
+
+  const timeoutMs = fast ? 120_000 : 300_000;
+  const abort = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      // A second Ctrl-C: the control plane's processes die with us (parent-death signal).
+      process.stderr.write(`perch demo: ${sig} again; exiting at once\n`);
+      process.exit(130);
+    }
+    progress(`${sig}: stopping everything it started (Ctrl-C again to exit at once)`);
+    abort.abort(new Interrupted(sig));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const timer = setTimeout(
+    () => abort.abort(new Error(`the demo did not finish within ${timeoutMs / 1000} s; giving up`)),
+    timeoutMs,
+  );
+
+  let stack: DemoStack | undefined;
+  let ok = false;
+  const runs: RunState[] = [];
+  try {
+    stack = await startDemoStack({ fast, progress, signal: abort.signal });
+    throwIfAborted(abort.signal);
+    const kc = stack.cp.kubeconfig;
+    say(`kubeconfig: ${kc}`);
+    say(`watch:  KUBECONFIG=${kc} kubectl -n ${NAMESPACE} get prl -w`);
+    say(
+      `pause:  KUBECONFIG=${kc} kubectl -n ${NAMESPACE} annotate rollout ${ROLLOUT_NAME} perch.dev/paused=true`,
+    );
+    say(
+      `resume: KUBECONFIG=${kc} kubectl -n ${NAMESPACE} annotate rollout ${ROLLOUT_NAME} perch.dev/paused-`,
+    );
+    say(`controller log: ${stack.controllerLog}`);
+    say();
+
+    ok = await runBoth(stack, runs, abort.signal);
+  } catch (err) {
+    if (abort.signal.aborted) {
+      const reason: unknown = abort.signal.reason;
+      progress(reason instanceof Error ? reason.message : String(reason));
+    } else {
+      progress(`failed: ${(err as Error).message}`);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+
+  if (runs.length > 0) {
+    say();
+    say(summaryTable(runs));
+  }
+  if (stack) {
+    progress('stopping the controller, bookbuyer, mesh, backends, Prometheus and the control plane');
+    // A failed run keeps the controller's log to read; an interrupted one was asked to leave nothing.
+    const keepLog = !ok && !(abort.signal.reason instanceof Interrupted);
+    await stack.stop(keepLog);
+    if (keepLog) progress(`the controller's log is kept in ${stack.controllerLog}`);
+  }
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  if (abort.signal.reason instanceof Interrupted) return 130;
+  say(ok ? 'demo passed: v2 promoted, v3 rolled back' : 'demo FAILED');
+  return ok ? 0 : 1;
+}
+
+function throwIfAborted(signal: AbortSignal): void {
+  if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
+}
+
+async function runBoth(stack: DemoStack, runs: RunState[], signal: AbortSignal): Promise<boolean> {
+  const tty = process.stdout.isTTY === true;
+  const informer = new Informer<Rollout>(stack.cp.kubeConfig(), {
+    apiVersion: 'perch.dev/v1alpha1',
+    kind: 'Rollout',
+    plural: 'rollouts',
+    namespace: NAMESPACE,
+  });
+  const transitions = new TransitionLog();
+  const redraw = new Redrawer((text) => process.stdout.write(text));
+  const draw = () => {
+    if (!tty) return;
+    const load = stack.bookbuyer.stats();
+    const answered = Object.entries(load.byCode)
+      .map(([code, n]) => `${code}:${n}`)
+      .join(' ');
+    redraw.draw([...runs.map((s) => liveLine(s)), `load: ${load.sent} sent (${answered || 'none yet'})`]);
+  };
+  let current: { state: RunState; generation: number; done: (phase: string) => void } | undefined;
+  const onRollout = (r: Rollout) => {
+    if (r.metadata?.name !== ROLLOUT_NAME || !current) return;
+    observe(current.state, r, current.generation);
+    if (!tty) {
+      const line = transitions.line(current.state);
+      if (line) say(line);
+    }
+    const phase = current.state.phase;
+    if (phase && TERMINAL.has(phase) && (r.status?.observedGeneration ?? 0) >= current.generation)
+      current.done(phase);
+  };
+  informer.onAdd(onRollout).onUpdate(onRollout);
+  await informer.start();
+  const ticker = tty ? setInterval(draw, 250) : undefined;
+
+  async function run(state: RunState, start: () => Promise<number>): Promise<string> {
+    runs.push(state);
+    if (!tty) say(`${state.run}: ${state.stable} -> ${state.canary} (expect ${state.expected})`);
+    const generation = await start();
+    state.startedAt = Date.now();
+    let onAbort = () => {};
+    const finished = new Promise<string>((resolve, reject) => {
+      current = { state, generation, done: resolve };
+      onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      if (signal.aborted) onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    const cached = informer.get(ROLLOUT_NAME, NAMESPACE);
+    if (cached) onRollout(cached);
+    try {
+      return await finished;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      state.endedAt = Date.now();
+      current = undefined;
+      draw();
+    }
+  }
+
+  try {
+    const now = Date.now();
+    const v2: RunState = {
+      run: 'v2',
+      stable: 'bookstore-v1',
+      canary: 'bookstore-v2',
+      expected: 'Succeeded',
+      startedAt: now,
+    };
+    const manifest = stack.rolloutManifest();
+    const v2Phase = await run(v2, async () => {
+      const out = await stack.kubectl(['apply', '-o', 'json', '-f', '-'], JSON.stringify(manifest));
+      return (JSON.parse(out) as Rollout).metadata?.generation ?? 1;
+    });
+    if (v2Phase !== 'Succeeded') return false;
+
+    const v3: RunState = {
+      run: 'v3',
+      stable: 'bookstore-v2',
+      canary: 'bookstore-v3',
+      expected: 'Failed',
+      startedAt: Date.now(),
+    };
+    const v3Phase = await run(v3, async () => {
+      const patch = { spec: { stableService: 'bookstore-v2', canaryService: 'bookstore-v3' } };
+      const out = await stack.kubectl([
+        '-n',
+        NAMESPACE,
+        'patch',
+        'rollout',
+        ROLLOUT_NAME,
+        '--type',
+        'merge',
+        '-p',
+        JSON.stringify(patch),
+        '-o',
+        'json',
+      ]);
+      return (JSON.parse(out) as Rollout).metadata?.generation ?? 2;
+    });
+    return v3Phase === 'Failed';
+  } finally {
+    if (ticker) clearInterval(ticker);
+    draw();
+    redraw.release();
+    informer.stop();
+  }
+}

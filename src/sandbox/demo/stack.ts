@@ -1,0 +1,216 @@
+// Everything `perch demo` runs on one machine, started in order and stopped in reverse: the sandbox
+// control plane, examples/bookstore/ applied with kubectl, three bookstore backends, the mesh, the
+// bookbuyer load, a real Prometheus scraping the mesh, and the controller (in-process, logging to a file).
+import { loadAllYaml } from '@kubernetes/client-node';
+import { spawn } from 'node:child_process';
+import { createWriteStream, readdirSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
+import { join } from 'node:path';
+import type { Rollout } from '../../api/v1alpha1.js';
+import { runController } from '../../controller/controller.js';
+import { createLogger } from '../../controller/log.js';
+import { startBookbuyer, type Bookbuyer } from '../apps/bookbuyer.js';
+import { startBookstore, type Bookstore } from '../apps/bookstore.js';
+import { startControlPlane, type ControlPlane } from '../control-plane/index.js';
+import { makeDataDir } from '../data-dir.js';
+import { startMesh } from '../mesh/index.js';
+import { startPrometheus } from '../prometheus/launcher.js';
+import { repoRoot } from '../repo.js';
+
+export const NAMESPACE = 'bookstore';
+export const ROLLOUT_NAME = 'bookstore';
+export const EXAMPLE_DIR = join(repoRoot, 'examples', 'bookstore');
+
+export interface DemoStackOptions {
+  fast: boolean;
+  /** Requests per second of the bookbuyer; default 40. */
+  rps?: number;
+  /** v3's fraction of requests answered 500; default 0.2. */
+  faultyErrorRate?: number;
+  /** Progress of the start-up, one line each. */
+  progress: (line: string) => void;
+  /** Aborted (Ctrl-C, timeout): the start-up stops between steps and undoes what it started. */
+  signal?: AbortSignal;
+}
+
+export interface DemoStack {
+  cp: ControlPlane;
+  kubeconfig: string;
+  kubectl(args: string[], input?: string): Promise<string>;
+  /** The example's Rollout as the demo applies it (with --fast: short interval). */
+  rolloutManifest(): Rollout;
+  /** The folder of the controller's log (kept when the demo fails, removed otherwise). */
+  dir: string;
+  controllerLog: string;
+  bookbuyer: Bookbuyer;
+  stop(keepDir: boolean): Promise<void>;
+}
+
+/** Starts one piece after another; on any failure or abort, what was started is stopped before the throw. */
+export async function startDemoStack(opts: DemoStackOptions): Promise<DemoStack> {
+  const stops: { what: string; stop: () => Promise<void> }[] = [];
+  const dir = makeDataDir('perch-demo-');
+  let logStream: WriteStream | undefined;
+  let stopped: Promise<void> | undefined;
+  const stop = (keepDir: boolean) =>
+    (stopped ??= (async () => {
+      for (const s of stops.splice(0).reverse()) {
+        try {
+          await s.stop();
+        } catch (err) {
+          opts.progress(`stopping ${s.what} failed: ${(err as Error).message}`);
+        }
+      }
+      if (logStream) await new Promise<void>((done) => logStream!.end(done));
+      if (!keepDir) rmSync(dir, { recursive: true, force: true });
+    })());
+  const started = (what: string, s: () => Promise<void>) => stops.push({ what, stop: s });
+  const checkAbort = () => {
+    if (opts.signal?.aborted) throw new Error(`interrupted (${String(opts.signal.reason)})`);
+  };
+
+  try {
+    let building = false;
+    opts.progress('starting the sandbox control plane (etcd, kube-apiserver, kube-controller-manager)');
+    const cp = await startControlPlane({
+      progress: (line) => {
+        if (!building) {
+          building = true;
+          opts.progress(
+            'first run: building the Kubernetes control-plane binaries from source with Go ' +
+              '(a few minutes, once; later runs reuse them)',
+          );
+        }
+        opts.progress(`  ${line}`);
+      },
+    });
+    started('the control plane', () => cp.stop());
+    checkAbort();
+    const kubeconfig = cp.kubeconfig;
+    const kubectl = (args: string[], input?: string) =>
+      runKubectl(cp.binaries.kubectl, kubeconfig, args, input);
+
+    opts.progress(`applying ${EXAMPLE_DIR} (Namespace, Services, MetricTemplates; the Rollout comes later)`);
+    const files = readdirSync(EXAMPLE_DIR)
+      .filter((f) => f.endsWith('.yaml'))
+      .sort();
+    const rolloutFile = files.find((f) => loadAllYaml(read(f)).some((o: Rollout) => o?.kind === 'Rollout'));
+    if (!rolloutFile) throw new Error(`no Rollout in ${EXAMPLE_DIR}`);
+    for (const f of files.filter((f) => f !== rolloutFile)) {
+      await kubectl(['apply', '-f', join(EXAMPLE_DIR, f)]);
+    }
+    checkAbort();
+
+    opts.progress('starting bookstore v1 and v2 (healthy) and v3 (faulty)');
+    const faultyErrorRate = opts.faultyErrorRate ?? 0.2;
+    const backends: Bookstore[] = [];
+    started('the bookstore backends', async () => {
+      await Promise.all(backends.map((b) => b.close()));
+    });
+    for (const [version, errorRate] of [
+      ['v1', 0],
+      ['v2', 0],
+      ['v3', faultyErrorRate],
+    ] as const) {
+      backends.push(await startBookstore({ version, errorRate, latencyMs: 5 }));
+    }
+
+    opts.progress('starting the mesh (routes the root Service bookstore by its TrafficSplit)');
+    const meshErrors: string[] = [];
+    const mesh = await startMesh(cp.kubeConfig(), {
+      namespace: NAMESPACE,
+      onError: (err) => meshErrors.push(err.message),
+    });
+    started('the mesh', () => mesh.stop());
+    for (const b of backends) mesh.setBackend(NAMESPACE, `bookstore-${b.version}`, { port: b.port });
+    const root = await mesh.addRoot(NAMESPACE, 'bookstore');
+
+    opts.progress(`starting Prometheus (scrapes the mesh at ${mesh.metricsTarget})`);
+    const prometheus = await startPrometheus({
+      jobs: [{ name: 'mesh', targets: [mesh.metricsTarget] }],
+      scrapeInterval: opts.fast ? '1s' : '2s',
+    });
+    started('Prometheus', () => prometheus.stop());
+    checkAbort();
+
+    opts.progress(`starting the controller (in-process; log: ${join(dir, 'controller.log')})`);
+    const controllerLog = join(dir, 'controller.log');
+    const stream = createWriteStream(controllerLog, { flags: 'a' });
+    logStream = stream;
+    const controller = await runController({
+      kubeConfig: cp.kubeConfig(),
+      prometheusUrl: prometheus.url,
+      metricsAddr: '127.0.0.1:0',
+      leaderElect: false,
+      log: createLogger('info', 'text', (line) => stream.write(line)),
+    });
+    started('the controller', () => controller.stop());
+    checkAbort();
+
+    const rps = opts.rps ?? 40;
+    opts.progress(`starting bookbuyer: ${rps} requests/s to ${root.url} (Host bookstore.bookstore)`);
+    const bookbuyer = startBookbuyer({
+      url: `${root.url}/books-bought`,
+      rps,
+      host: 'bookstore.bookstore',
+      sourceName: 'bookbuyer',
+      headers: { 'x-source-namespace': 'bookbuyer', 'x-source-kind': 'Deployment' },
+      timeoutMs: 2000,
+    });
+    started('bookbuyer', async () => {
+      await bookbuyer.stop();
+    });
+
+    const manifest = loadAllYaml(read(rolloutFile)).find((o: Rollout) => o?.kind === 'Rollout') as Rollout;
+    return {
+      cp,
+      kubeconfig,
+      kubectl,
+      rolloutManifest: () => (opts.fast ? fastRollout(manifest) : structuredClone(manifest)),
+      dir,
+      controllerLog,
+      bookbuyer,
+      stop,
+    };
+  } catch (err) {
+    await stop(false);
+    throw err;
+  }
+}
+
+/**
+ * The example Rollout with short intervals for --fast. The MetricTemplates' queries are kept: their
+ * `[{{ interval }}]` window of 4 s holds about four 1 s scrapes, enough for rate() at every check.
+ */
+export function fastRollout(example: Rollout): Rollout {
+  const r = structuredClone(example);
+  if (r.spec.analysis) {
+    r.spec.analysis.interval = '4s';
+    r.spec.analysis.inconclusiveLimit = Math.max(r.spec.analysis.inconclusiveLimit ?? 0, 3);
+  }
+  r.spec.progressDeadlineSeconds = 60;
+  return r;
+}
+
+function read(file: string): string {
+  return readFileSync(join(EXAMPLE_DIR, file), 'utf8');
+}
+
+function runKubectl(bin: string, kubeconfig: string, args: string[], input?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(bin, args, {
+      env: { ...process.env, KUBECONFIG: kubeconfig },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    proc.once('error', reject);
+    proc.once('close', (code) =>
+      code === 0
+        ? resolve(stdout)
+        : reject(new Error(`kubectl ${args.join(' ')} failed (${code}): ${stderr}`)),
+    );
+    proc.stdin.end(input ?? '');
+  });
+}

@@ -1,0 +1,233 @@
+// `perch demo --fast` as a newcomer runs it, but with stdout a pipe (plain lines): v2 is promoted, v3
+// rolled back, exit 0; afterwards no process it started is alive and no data folder it made is left.
+// Also Ctrl-C (SIGINT) mid-run: it stops everything and exits 130.
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const PERCH = fileURLToPath(new URL('../../src/cli/perch.js', import.meta.url));
+const DIR_PREFIXES = ['perch-sandbox-', 'perch-prometheus-', 'perch-demo-'];
+const EXPECTED_PROGRAMS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'prometheus'];
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+function procStatusField(pid: number, field: string): string | undefined {
+  try {
+    return new RegExp(`^${field}:\\s*(.*)$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every live descendant of `root` (children, their children, ...), read from /proc PPid. */
+function descendants(root: number): number[] {
+  const parentOf = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const ppid = Number(procStatusField(Number(name), 'PPid'));
+    if (ppid > 0) parentOf.set(Number(name), ppid);
+  }
+  const out: number[] = [];
+  const frontier = [root];
+  while (frontier.length > 0) {
+    const p = frontier.pop()!;
+    for (const [pid, ppid] of parentOf) {
+      if (ppid === p) {
+        out.push(pid);
+        frontier.push(pid);
+      }
+    }
+  }
+  return out;
+}
+
+function programOf(pid: number): string {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    const first = argv[0] ?? '';
+    if (basename(first) === 'setpriv') return basename(argv[argv.indexOf('--') + 1] ?? '');
+    return basename(first);
+  } catch {
+    return '';
+  }
+}
+
+/** Dead: no such process, or a zombie waiting to be reaped. */
+function isDead(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return true;
+  }
+}
+
+/** The data folders in the temp dir whose owner file names `pid` (makeDataDir writes launcher.pid). */
+function dataDirsOf(pid: number): string[] {
+  return readdirSync(tmpdir())
+    .filter((name) => DIR_PREFIXES.some((p) => name.startsWith(p)))
+    .map((name) => join(tmpdir(), name))
+    .filter((dir) => {
+      try {
+        return readFileSync(join(dir, 'launcher.pid'), 'utf8').trim() === String(pid);
+      } catch {
+        return false;
+      }
+    });
+}
+
+interface DemoRun {
+  proc: ChildProcess;
+  pid: number;
+  exited: Promise<Exit>;
+  stdout(): string;
+  stderr(): string;
+  /** PID → program of every descendant seen while it ran. */
+  seen: Map<number, string>;
+  /** Every data folder it owned while it ran. */
+  dirs: Set<string>;
+}
+
+const runs: DemoRun[] = [];
+
+function startDemo(args: string[]): DemoRun {
+  const proc = spawn(process.execPath, [PERCH, 'demo', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (proc.pid === undefined) throw new Error('could not start perch demo');
+  const pid = proc.pid;
+  let out = '';
+  let err = '';
+  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  const seen = new Map<number, string>();
+  const dirs = new Set<string>();
+  // /proc has no event to await: sample the process tree while the demo runs, to know what it started.
+  const sample = () => {
+    for (const child of descendants(pid)) if (!seen.has(child)) seen.set(child, programOf(child));
+    for (const dir of dataDirsOf(pid)) dirs.add(dir);
+  };
+  const sampler = setInterval(sample, 200);
+  const exited = new Promise<Exit>((resolve) =>
+    proc.once('exit', (code, signal) => {
+      clearInterval(sampler);
+      resolve({ code, signal });
+    }),
+  );
+  const run = { proc, pid, exited, stdout: () => out, stderr: () => err, seen, dirs };
+  runs.push(run);
+  return run;
+}
+
+/** Bounded wait for a line the demo prints; rejects if it exits first. */
+function waitForOutput(run: DemoRun, pattern: RegExp, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      run.proc.stdout?.off('data', check);
+      reject(new Error(`no ${pattern} within ${timeoutMs} ms; stdout:\n${run.stdout()}`));
+    }, timeoutMs);
+    const check = () => {
+      if (!pattern.test(run.stdout())) return;
+      clearTimeout(timer);
+      run.proc.stdout?.off('data', check);
+      resolve();
+    };
+    run.proc.stdout?.on('data', check);
+    void run.exited.then(() => {
+      clearTimeout(timer);
+      if (pattern.test(run.stdout())) resolve();
+      else reject(new Error(`perch demo exited before ${pattern}; stderr:\n${run.stderr()}`));
+    });
+    check();
+  });
+}
+
+function expectNothingLeft(run: DemoRun): void {
+  const programs = new Set(run.seen.values());
+  for (const p of EXPECTED_PROGRAMS) {
+    expect([...programs], `programs seen under the demo (PID ${run.pid})`).to.include(p);
+  }
+  const alive = [...run.seen.keys()].filter((pid) => !isDead(pid));
+  expect(
+    alive.map((pid) => `${pid} ${run.seen.get(pid)}`),
+    'descendants alive after the demo exited',
+  ).to.deep.equal([]);
+  expect(run.dirs.size, 'data folders seen while it ran').to.be.greaterThan(0);
+  const left = [...run.dirs, ...dataDirsOf(run.pid)].filter((dir) => {
+    try {
+      readdirSync(dir);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  expect(left, 'data folders left after the demo exited').to.deep.equal([]);
+}
+
+describe('perch demo --fast (CLI)', function () {
+  this.timeout(200_000);
+
+  afterEach(async function () {
+    this.timeout(60_000);
+    for (const run of runs.splice(0)) {
+      const tree = descendants(run.pid);
+      if (run.proc.exitCode === null && run.proc.signalCode === null) {
+        run.proc.kill('SIGTERM');
+        const timer = setTimeout(() => run.proc.kill('SIGKILL'), 30_000);
+        await run.exited;
+        clearTimeout(timer);
+      }
+      for (const pid of tree.filter((p) => !isDead(p))) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
+    }
+  });
+
+  it('promotes v2, rolls back v3, exits 0, and leaves no process and no data folder', async () => {
+    const run = startDemo(['--fast']);
+    const exit = await run.exited;
+    const out = run.stdout();
+    expect(exit, `stdout:\n${out}\nstderr:\n${run.stderr()}`).to.deep.equal({ code: 0, signal: null });
+
+    // stdout is a pipe: plain lines, no terminal escapes.
+    expect(out).not.to.include('\x1b[');
+    expect(out).to.match(/^watch: +KUBECONFIG=\S+ kubectl -n bookstore get prl -w$/m);
+    expect(out).to.match(/kubectl -n bookstore annotate rollout bookstore perch\.dev\/paused=true$/m);
+    expect(out).to.match(/^\[ *[\d.]+s\] v2 bookstore-v2: phase=Progressing weight=10 /m);
+    expect(out).to.match(/^\[ *[\d.]+s\] v2 bookstore-v2: phase=Succeeded weight=100 /m);
+    expect(out).to.match(/^\[ *[\d.]+s\] v3 bookstore-v3: phase=Failed weight=0 /m);
+    // The summary table.
+    expect(out).to.match(/^run +canary +expected +outcome +duration$/m);
+    expect(out).to.match(/^v2 +bookstore-v2 +Succeeded +Succeeded +[\d.]+s +ok$/m);
+    expect(out).to.match(/^v3 +bookstore-v3 +Failed +Failed +[\d.]+s +ok$/m);
+    expect(out).to.match(/^demo passed/m);
+    // The first run's v3 failure is judged by a real success rate below the 99% threshold.
+    const v3Rate = /^\[ *[\d.]+s\] v3 bookstore-v3: phase=Failed .*success=([\d.]+)%$/m.exec(out)?.[1];
+    expect(Number(v3Rate)).to.be.lessThan(99);
+
+    expectNothingLeft(run);
+  });
+
+  it('on SIGINT mid-run stops everything it started and exits 130', async () => {
+    const run = startDemo(['--fast']);
+    await waitForOutput(run, /^\[ *[\d.]+s\] v2 bookstore-v2: phase=Progressing weight=10 /m, 120_000);
+    run.proc.kill('SIGINT');
+    const exit = await run.exited;
+    expect(exit, `stderr:\n${run.stderr()}`).to.deep.equal({ code: 130, signal: null });
+    expect(run.stderr()).to.include('SIGINT: stopping everything');
+    expectNothingLeft(run);
+  });
+});
