@@ -1,8 +1,7 @@
 // A scrape target that exports OSM's osm_request_total and osm_request_duration_ms for chosen traffic.
 // Counters advance when scraped, by rate × elapsed time, so the numbers are exact and no timer runs.
-import { createServer, type Server } from 'node:http';
 import { Counter, Histogram, Registry } from 'prom-client';
-import { LOOPBACK } from '../free-port.js';
+import { serveMetrics } from '../metrics-server.js';
 
 export interface TrafficProfile {
   /** Requests per second to this destination. */
@@ -118,27 +117,12 @@ export async function startOsmMetricsTarget(opts: OsmMetricsTargetOptions = {}):
     for (let i = 0; i < count; i++) durations.observe(d.labels, d.profile.latencyMs);
   }
 
-  const server: Server = createServer((req, res) => {
-    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
-      res.writeHead(404).end('only GET /metrics\n');
-      return;
-    }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-      (err: Error) => res.writeHead(500).end(`${err.message}\n`),
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, LOOPBACK, () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  const metricsServer = await serveMetrics(registry);
 
   return {
-    url: `http://${LOOPBACK}:${port}/metrics`,
-    target: `${LOOPBACK}:${port}`,
-    port,
+    url: metricsServer.url,
+    target: metricsServer.target,
+    port: metricsServer.port,
     registry,
     set(namespace, name, profile) {
       checkProfile(namespace, name, profile);
@@ -172,12 +156,7 @@ export async function startOsmMetricsTarget(opts: OsmMetricsTargetOptions = {}):
         errorCarry: 0,
       });
     },
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        // Prometheus keeps its scrape connection open; close() alone would wait for it.
-        server.closeAllConnections();
-        server.close((err) => (err ? reject(err) : resolve()));
-      }),
+    close: () => metricsServer.close(),
   };
 }
 

@@ -1,8 +1,8 @@
 // Everything `perch demo` runs on one machine, started in order and stopped in reverse: the sandbox
 // control plane, examples/bookstore/ applied with kubectl, three bookstore backends, the mesh, the
 // bookbuyer load, a real Prometheus scraping the mesh, and the controller (in-process, logging to a file).
+import { runKubectlOk } from '../kubectl.js';
 import { loadAllYaml } from '@kubernetes/client-node';
-import { spawn } from 'node:child_process';
 import { createWriteStream, readdirSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import type { Rollout } from '../../api/v1alpha1.js';
@@ -87,7 +87,7 @@ export async function startDemoStack(opts: DemoStackOptions): Promise<DemoStack>
     checkAbort();
     const kubeconfig = cp.kubeconfig;
     const kubectl = (args: string[], input?: string) =>
-      runKubectl(cp.binaries.kubectl, kubeconfig, args, input);
+      runKubectlOk(cp.binaries.kubectl, kubeconfig, args, input);
 
     opts.progress(`applying ${EXAMPLE_DIR} (Namespace, Services, MetricTemplates; the Rollout comes later)`);
     const files = readdirSync(EXAMPLE_DIR)
@@ -193,24 +193,4 @@ export function fastRollout(example: Rollout): Rollout {
 
 function read(file: string): string {
   return readFileSync(join(EXAMPLE_DIR, file), 'utf8');
-}
-
-function runKubectl(bin: string, kubeconfig: string, args: string[], input?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(bin, args, {
-      env: { ...process.env, KUBECONFIG: kubeconfig },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    proc.once('error', reject);
-    proc.once('close', (code) =>
-      code === 0
-        ? resolve(stdout)
-        : reject(new Error(`kubectl ${args.join(' ')} failed (${code}): ${stderr}`)),
-    );
-    proc.stdin.end(input ?? '');
-  });
 }

@@ -1,9 +1,8 @@
 // The mesh's metrics as OSM's Envoy sidecars export them (osm_request_total, osm_request_duration_ms),
 // same names and labels as apps/osm-metrics-target.ts, so Perch's queries read the demo like a real mesh.
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { OSM_DURATION_BUCKETS, type TrafficSource } from '../apps/osm-metrics-target.js';
-import { LOOPBACK } from '../free-port.js';
 
 /** Headers a load generator sets to name itself in the source_* labels (there are no pods to say it). */
 export const SOURCE_HEADERS = {
@@ -110,42 +109,4 @@ export class MeshMetrics {
   }
 }
 
-export interface MetricsServer {
-  port: number;
-  /** http://127.0.0.1:PORT/metrics */
-  url: string;
-  /** "127.0.0.1:PORT", as a Prometheus static target. */
-  target: string;
-  close(): Promise<void>;
-}
-
-/** GET /metrics on a port of its own, apart from the traffic, as a sidecar's admin port is. */
-export async function serveMetrics(registry: Registry): Promise<MetricsServer> {
-  const server: Server = createServer((req, res) => {
-    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
-      res.writeHead(404).end('only GET /metrics\n');
-      return;
-    }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-      (err: Error) => res.writeHead(500).end(`${err.message}\n`),
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, LOOPBACK, () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  return {
-    port,
-    url: `http://${LOOPBACK}:${port}/metrics`,
-    target: `${LOOPBACK}:${port}`,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        // Prometheus keeps its scrape connection open; close() alone would wait for it.
-        server.closeAllConnections();
-        server.close((err) => (err ? reject(err) : resolve()));
-      }),
-  };
-}
+export { serveMetrics, type MetricsServer } from '../metrics-server.js';
