@@ -5,10 +5,11 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { descendants, isDead, programOf } from '../support/proc.js';
 
 const PERCH = fileURLToPath(new URL('../../src/cli/perch.js', import.meta.url));
 const EXPECTED_PROGRAMS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'prometheus'];
@@ -19,62 +20,6 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 // The /proc helpers below are copied from test/e2e/demo.test.ts, which exports none (importing it would
 // also register its tests).
-function procStatusField(pid: number, field: string): string | undefined {
-  try {
-    return new RegExp(`^${field}:\\s*(.*)$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  } catch {
-    return undefined;
-  }
-}
-
-/** Every live descendant of `root` (children, their children, ...), read from /proc PPid. */
-function descendants(root: number): number[] {
-  const parentOf = new Map<number, number>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const ppid = Number(procStatusField(Number(name), 'PPid'));
-    if (ppid > 0) parentOf.set(Number(name), ppid);
-  }
-  const out: number[] = [];
-  const frontier = [root];
-  while (frontier.length > 0) {
-    const p = frontier.pop()!;
-    for (const [pid, ppid] of parentOf) {
-      if (ppid === p) {
-        out.push(pid);
-        frontier.push(pid);
-      }
-    }
-  }
-  return out;
-}
-
-function programOf(pid: number): string {
-  try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-    const first = argv[0] ?? '';
-    if (basename(first) === 'setpriv') return basename(argv[argv.indexOf('--') + 1] ?? '');
-    return basename(first);
-  } catch {
-    return '';
-  }
-}
-
-/** Dead: no such process, or a zombie waiting to be reaped. */
-function isDead(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
-  } catch {
-    return true;
-  }
-}
-
 function killQuietly(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(pid, signal);

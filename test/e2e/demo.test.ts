@@ -5,8 +5,9 @@ import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { descendants, isDead, programOf } from '../support/proc.js';
 
 const PERCH = fileURLToPath(new URL('../../src/cli/perch.js', import.meta.url));
 const DIR_PREFIXES = ['perch-sandbox-', 'perch-prometheus-', 'perch-demo-'];
@@ -15,62 +16,6 @@ const EXPECTED_PROGRAMS = ['etcd', 'kube-apiserver', 'kube-controller-manager', 
 interface Exit {
   code: number | null;
   signal: NodeJS.Signals | null;
-}
-
-function procStatusField(pid: number, field: string): string | undefined {
-  try {
-    return new RegExp(`^${field}:\\s*(.*)$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  } catch {
-    return undefined;
-  }
-}
-
-/** Every live descendant of `root` (children, their children, ...), read from /proc PPid. */
-function descendants(root: number): number[] {
-  const parentOf = new Map<number, number>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const ppid = Number(procStatusField(Number(name), 'PPid'));
-    if (ppid > 0) parentOf.set(Number(name), ppid);
-  }
-  const out: number[] = [];
-  const frontier = [root];
-  while (frontier.length > 0) {
-    const p = frontier.pop()!;
-    for (const [pid, ppid] of parentOf) {
-      if (ppid === p) {
-        out.push(pid);
-        frontier.push(pid);
-      }
-    }
-  }
-  return out;
-}
-
-function programOf(pid: number): string {
-  try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-    const first = argv[0] ?? '';
-    if (basename(first) === 'setpriv') return basename(argv[argv.indexOf('--') + 1] ?? '');
-    return basename(first);
-  } catch {
-    return '';
-  }
-}
-
-/** Dead: no such process, or a zombie waiting to be reaped. */
-function isDead(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
-  } catch {
-    return true;
-  }
 }
 
 /** The data folders in the temp dir whose owner file names `pid` (makeDataDir writes launcher.pid). */

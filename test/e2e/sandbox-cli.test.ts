@@ -3,11 +3,12 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { kubectlOk } from '../support/kubectl.js';
+import { childPids, cmdline, isDead, programOfArgv as programOf } from '../support/proc.js';
 
 const PERCH = fileURLToPath(new URL('../../src/cli/perch.js', import.meta.url));
 const CHILD_BINARIES = ['etcd', 'kube-apiserver', 'kube-controller-manager'];
@@ -65,54 +66,6 @@ function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'perch-e2e-sandbox-'));
   tempDirs.push(dir);
   return dir;
-}
-
-function procStatusField(pid: number, field: string): string | undefined {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    return new RegExp(`^${field}:\\s*(.*)$`, 'm').exec(status)?.[1];
-  } catch {
-    return undefined;
-  }
-}
-
-/** PIDs of the processes whose parent is `ppid`, read from /proc. */
-function childPids(ppid: number): number[] {
-  return readdirSync('/proc')
-    .filter((name) => /^\d+$/.test(name))
-    .map(Number)
-    .filter((pid) => procStatusField(pid, 'PPid') === String(ppid));
-}
-
-function cmdline(pid: number): string[] {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-  } catch {
-    return [];
-  }
-}
-
-/** The program a child runs: setpriv execs it, but for a moment after spawn argv still names setpriv. */
-function programOf(argv: string[]): string {
-  const first = argv[0] ?? '';
-  if (basename(first) === 'setpriv') return basename(argv[argv.indexOf('--') + 1] ?? '');
-  return basename(first);
-}
-
-/** Dead means: no such process (ESRCH), or a zombie that only waits to be reaped. */
-function isDead(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-  try {
-    // The state follows the parenthesised command name, which may itself contain spaces.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
-  } catch {
-    return true;
-  }
 }
 
 /**
