@@ -18,6 +18,7 @@ import { readSplit, TrafficRouter } from '../k8s/trafficsplit/router.js';
 import { CheckRunner } from './checks.js';
 import { startHttpServer } from './http-server.js';
 import type { Logger } from './log.js';
+import type { CheckResult } from '../analysis/types.js';
 import { ControllerMetrics } from './metrics.js';
 import {
   reconcile,
@@ -179,8 +180,37 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     },
   };
 
+  // Checks run beside the work queue, never in it: a slow or unreachable Prometheus (5 s timeouts)
+  // must not hold the workers that abort, roll back or delete other Rollouts. A reconcile that finds
+  // a round due starts it and goes on without it; the finished round brings the Rollout back.
+  const rounds = new Map<string, { due: string; results?: CheckResult[] }>();
+  const checksFor = async (rollout: Rollout, now: Date): Promise<CheckResult[]> => {
+    const k = key(rollout.metadata?.namespace, rollout.metadata?.name);
+    const due = `${rollout.status?.observedGeneration}/${rollout.status?.analysis?.nextCheckAt ?? ''}`;
+    const round = rounds.get(k);
+    if (round?.due === due) {
+      if (!round.results) return []; // still asking Prometheus
+      rounds.delete(k);
+      return round.results;
+    }
+    const started: { due: string; results?: CheckResult[] } = { due };
+    rounds.set(k, started);
+    void checks.run(rollout, view, now).then(
+      (results) => {
+        started.results = results;
+        queue.add(k);
+      },
+      (err: unknown) => {
+        rounds.delete(k);
+        log.error('a round of checks failed unexpectedly', { rollout: k, err });
+        queue.addRateLimited(k);
+      },
+    );
+    return [];
+  };
+
   const hooks: ReconcileHooks = {
-    checks: (rollout, now) => checks.run(rollout, view, now),
+    checks: checksFor,
     observed(rollout, before, after, made) {
       const namespace = rollout.metadata?.namespace ?? '';
       const name = rollout.metadata?.name ?? '';
@@ -216,6 +246,7 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     if (!rollout) {
       metrics.forgetRollout(namespace, name);
       expected.delete(k);
+      rounds.delete(k);
       return;
     }
     const waiting = expected.get(k);
@@ -255,7 +286,11 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     );
     end();
     queue.forget(k);
-    if (result.requeueAfterMs !== undefined) queue.addAfter(k, result.requeueAfterMs);
+    // While a round of checks is out, its due time has passed: do not spin on it, the round's end requeues.
+    const asking = rounds.get(k) !== undefined && !rounds.get(k)!.results;
+    if (result.requeueAfterMs !== undefined) {
+      queue.addAfter(k, asking ? Math.max(result.requeueAfterMs, 1000) : result.requeueAfterMs);
+    }
     log.debug('reconciled', { rollout: k, phase: before?.phase, requeueAfterMs: result.requeueAfterMs });
   }
 

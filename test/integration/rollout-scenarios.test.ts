@@ -245,6 +245,40 @@ describe('rollout scenarios (sandbox + real Prometheus)', function () {
     ).to.equal(true);
   });
 
+  it('a Prometheus that does not answer never holds up the abort of a Rollout', async () => {
+    const e = await env('prom-frozen');
+    await canaryTraffic(e);
+    const names = Array.from({ length: 8 }, (_, i) => `r-${i}`);
+    for (const name of names) {
+      await e.createRollout(name, {
+        trafficRouting: { smi: { trafficSplitName: name } },
+        steps: [{ setWeight: 10 }, { pause: {} }, { setWeight: 100 }],
+        analysis: analysis({ prometheus: { timeout: '10s' } }),
+      });
+    }
+    for (const name of names)
+      await e.until(name, (r) => r.status?.pauseReason === 'PauseStep', 'its pause step');
+    const { prometheus } = await sharedPrometheus();
+    // SIGSTOP makes the real Prometheus accept connections and never answer: every query hangs 10 s.
+    process.kill(prometheus.pid(), 'SIGSTOP');
+    try {
+      // Two check intervals (a clock, not an event): every Rollout now has a round of checks hanging.
+      await new Promise((r) => setTimeout(r, 2000));
+      await e.annotate('r-0', { 'perch.dev/abort': 'true' });
+      await e.phase('r-0', 'Aborted', 30_000);
+      // No hung round has come back yet: the abort did not wait for Prometheus.
+      for (const name of names) {
+        const r = await e.get(name);
+        expect(
+          r.status?.analysis?.measurements.filter((m) => m.verdict === 'Error'),
+          name,
+        ).to.deep.equal([]);
+      }
+    } finally {
+      process.kill(prometheus.pid(), 'SIGCONT');
+    }
+  });
+
   it('12a. a Rollout deleted mid-run writes stable 100 before it goes', async () => {
     const e = await env('delete');
     await canaryTraffic(e);
