@@ -44,7 +44,8 @@ export const OSM_DURATION_BUCKETS = [
   3600000,
 ];
 
-const DESTINATION_LABELS = [
+/** OSM's request labels (every one but response_code), as its Envoy sidecars export them. */
+export const OSM_LABELS = [
   'source_namespace',
   'source_kind',
   'source_name',
@@ -54,7 +55,7 @@ const DESTINATION_LABELS = [
   'destination_name',
   'destination_pod',
 ] as const;
-type DestinationLabel = (typeof DESTINATION_LABELS)[number];
+type DestinationLabel = (typeof OSM_LABELS)[number];
 type Labels = Record<DestinationLabel, string>;
 
 /** Guards against 0.1 × 30 = 2.9999999999999996 losing a request to floor(). */
@@ -89,14 +90,14 @@ export async function startOsmMetricsTarget(opts: OsmMetricsTargetOptions = {}):
   const requests = new Counter({
     name: 'osm_request_total',
     help: 'Requests between a source and a destination workload, by response code.',
-    labelNames: [...DESTINATION_LABELS, 'response_code'],
+    labelNames: [...OSM_LABELS, 'response_code'],
     registers: [registry],
     collect: advance,
   });
   const durations = new Histogram({
     name: 'osm_request_duration_ms',
     help: 'Request durations between a source and a destination workload, in milliseconds.',
-    labelNames: [...DESTINATION_LABELS],
+    labelNames: [...OSM_LABELS],
     buckets: OSM_DURATION_BUCKETS,
     registers: [registry],
     collect: advance,

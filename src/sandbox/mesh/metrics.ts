@@ -2,7 +2,7 @@
 // same names and labels as apps/osm-metrics-target.ts, so Perch's queries read the demo like a real mesh.
 import type { IncomingHttpHeaders } from 'node:http';
 import { Counter, Histogram, Registry } from 'prom-client';
-import { OSM_DURATION_BUCKETS, type TrafficSource } from '../apps/osm-metrics-target.js';
+import { OSM_DURATION_BUCKETS, OSM_LABELS, type TrafficSource } from '../apps/osm-metrics-target.js';
 
 /** Headers a load generator sets to name itself in the source_* labels (there are no pods to say it). */
 export const SOURCE_HEADERS = {
@@ -25,17 +25,7 @@ export interface Destination {
   name: string;
 }
 
-const LABELS = [
-  'source_namespace',
-  'source_kind',
-  'source_name',
-  'source_pod',
-  'destination_namespace',
-  'destination_kind',
-  'destination_name',
-  'destination_pod',
-] as const;
-type Labels = Record<(typeof LABELS)[number], string>;
+type Labels = Record<(typeof OSM_LABELS)[number], string>;
 
 /** The source named by a request's headers, each label defaulting on its own. */
 export function sourceOf(headers: IncomingHttpHeaders, fallback: TrafficSource): TrafficSource {
@@ -75,13 +65,13 @@ export class MeshMetrics {
     this.requests = new Counter({
       name: 'osm_request_total',
       help: 'Requests between a source and a destination workload, by response code.',
-      labelNames: [...LABELS, 'response_code'],
+      labelNames: [...OSM_LABELS, 'response_code'],
       registers: [this.registry],
     });
     this.durations = new Histogram({
       name: 'osm_request_duration_ms',
       help: 'Request durations between a source and a destination workload, in milliseconds.',
-      labelNames: [...LABELS],
+      labelNames: [...OSM_LABELS],
       buckets: OSM_DURATION_BUCKETS,
       registers: [this.registry],
     });
