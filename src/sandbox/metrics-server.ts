@@ -1,7 +1,7 @@
 // A /metrics endpoint on a loopback port of its own, for the sandbox's scrape targets (mesh, OSM target).
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
-import { LOOPBACK } from './free-port.js';
+import { listenOnLoopback, LOOPBACK } from './free-port.js';
 
 export interface MetricsServer {
   port: number;
@@ -24,12 +24,7 @@ export async function serveMetrics(registry: Registry): Promise<MetricsServer> {
       (err: Error) => res.writeHead(500).end(`${err.message}\n`),
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, LOOPBACK, () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  const port = await listenOnLoopback(server);
   return {
     port,
     url: `http://${LOOPBACK}:${port}/metrics`,

@@ -1,7 +1,7 @@
 // A demo backend shaped like OSM's bookstore: one version of the shop on a loopback port, answering
 // GET /books-bought and /buy-a-book/new, with an error rate and an added latency settable at runtime.
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import { LOOPBACK } from '../free-port.js';
+import { listenOnLoopback, LOOPBACK } from '../free-port.js';
 
 export interface BookstoreBehaviour {
   /** Fraction of book requests answered 500, 0..1. */
@@ -114,12 +114,7 @@ export async function startBookstore(opts: BookstoreOptions): Promise<Bookstore>
     req.resume();
     answer(res, path);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, LOOPBACK, () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  const port = await listenOnLoopback(server, opts.port);
 
   return {
     url: `http://${LOOPBACK}:${port}`,

@@ -11,7 +11,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { connect as netConnect } from 'node:net';
-import { LOOPBACK } from '../free-port.js';
+import { listenOnLoopback, LOOPBACK } from '../free-port.js';
 import { NO_FAULTS, seededUnit, type FaultSpec } from './spec.js';
 
 export { parseFaultSpec, NO_FAULTS, type FaultSpec } from './spec.js';
@@ -212,12 +212,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     s.once('close', () => sockets.delete(s));
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, LOOPBACK, resolve);
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
+  const port = await listenOnLoopback(server, opts.port);
   const scheme = opts.certPem ? 'https' : 'http';
 
   return {

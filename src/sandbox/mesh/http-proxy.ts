@@ -8,9 +8,8 @@ import {
   type OutgoingHttpHeaders,
   type Server,
 } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { TrafficSource } from '../apps/osm-metrics-target.js';
-import { LOOPBACK } from '../free-port.js';
+import { listenOnLoopback, LOOPBACK } from '../free-port.js';
 import { sourceOf, type MeshMetrics } from './metrics.js';
 
 export interface RootRouting {
@@ -107,12 +106,9 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<List
     req.pipe(upstream);
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, LOOPBACK, () => resolve());
-  });
+  const port = await listenOnLoopback(server);
   return {
-    port: (server.address() as AddressInfo).port,
+    port,
     close: () =>
       new Promise<void>((resolve, reject) => {
         // Load generators keep their connections alive; close() alone would wait for them.

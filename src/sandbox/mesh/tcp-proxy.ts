@@ -1,7 +1,7 @@
 // One root Service's TCP listener: each connection is piped whole to the backend the route table picks.
 // A connection is routed once, when it opens, as a mesh routes TCP; a weight change affects the next one.
-import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { LOOPBACK } from '../free-port.js';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { listenOnLoopback, LOOPBACK } from '../free-port.js';
 import type { Listener, RootRouting } from './http-proxy.js';
 import type { MeshMetrics } from './metrics.js';
 
@@ -47,12 +47,9 @@ export async function startTcpListener(opts: TcpListenerOptions): Promise<Listen
     upstream.pipe(client);
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, LOOPBACK, () => resolve());
-  });
+  const port = await listenOnLoopback(server);
   return {
-    port: (server.address() as AddressInfo).port,
+    port,
     close: () =>
       new Promise<void>((resolve, reject) => {
         for (const socket of open) socket.destroy();
