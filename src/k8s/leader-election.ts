@@ -42,10 +42,6 @@ export class LeaderElector {
     this.retryMs = opts.retryPeriodMs ?? 2_000;
   }
 
-  isLeader(): boolean {
-    return this.leading;
-  }
-
   /** Resolves once this process holds the Lease; `onLost` runs if it later cannot keep it. */
   acquire(onLost: () => void): Promise<void> {
     this.lostHandler = onLost;

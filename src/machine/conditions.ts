@@ -1,5 +1,5 @@
 // Kubernetes-style conditions: set one, keeping lastTransitionTime unless its status changes.
-import type { Condition, ConditionType } from '../api/v1alpha1.js';
+import type { Condition } from '../api/v1alpha1.js';
 
 export function setCondition(
   conditions: readonly Condition[] | undefined,
@@ -14,11 +14,4 @@ export function setCondition(
   if (i >= 0) list[i] = updated;
   else list.push(updated);
   return list;
-}
-
-export function condition(
-  conditions: readonly Condition[] | undefined,
-  type: ConditionType,
-): Condition | undefined {
-  return conditions?.find((c) => c.type === type);
 }
