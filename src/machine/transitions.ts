@@ -275,13 +275,14 @@ export const clockOn: Transition = (status, obs) => ({
 
 export const holdAfterFailure: Transition = (status, obs, plan) => {
   const failed = status.analysis?.failed ?? 0;
-  return {
-    status: {
-      ...status,
-      message: `check failed (${failed} of ${plan.failureLimit} tolerated): ${worstCheck(obs.checks)?.reason ?? ''}`,
-    },
-    effects: [],
-  };
+  const tolerated = `${failed} of ${plan.failureLimit} failed checks tolerated`;
+  const failing = worstCheck(obs.checks);
+  if (failing?.verdict === 'Fail')
+    return { status: { ...status, message: `check failed (${tolerated}): ${failing.reason}` }, effects: [] };
+  // No round this time: name the metric whose latest check failed, from the measurements.
+  const last = [...(status.analysis?.measurements ?? [])].reverse().find((m) => m.verdict === 'Fail');
+  const what = last ? `${last.metric}${last.value !== undefined ? ` ${last.value}` : ''}` : 'a metric';
+  return { status: { ...status, message: `holding until ${what} passes again (${tolerated})` }, effects: [] };
 };
 
 export const awaitTraffic: Transition = (status, obs) => {

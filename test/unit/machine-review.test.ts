@@ -93,6 +93,9 @@ describe('machine: review findings', () => {
     w.verdict = undefined; // no new round: the failed check stays the latest
     w.runUntil(() => false, 3); // the pause ends meanwhile
     expect(w.status?.canaryWeight).to.equal(10);
+    expect(w.status?.message, 'the hold still names the failed check').to.equal(
+      'holding until success-rate 100 passes again (1 of 1 failed checks tolerated)',
+    );
     w.verdict = 'Pass';
     w.runUntil(settled);
     expect(w.phase()).to.equal('Succeeded');
