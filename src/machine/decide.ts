@@ -6,7 +6,7 @@ import { emptyAnalysis, recordRound, worstCheck } from './checks.js';
 import { setCondition } from './conditions.js';
 import { planOf, type Plan } from './plan.js';
 import { rolloutMachine, routedAt } from './rollout-machine.js';
-import { currentStep, holdReason, oneShotEffects } from './transitions.js';
+import { checksRun, currentStep, holdReason, oneShotEffects } from './transitions.js';
 import type { Decision, Effect, Observation } from './types.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -14,12 +14,11 @@ const ACTIVE: ReadonlySet<Phase | undefined> = new Set(['Progressing', 'Paused']
 
 /** Whether a round of checks is due now: the controller queries Prometheus only then. */
 export function checksDue(spec: RolloutSpec, status: RolloutStatus | undefined, now: number): boolean {
-  const plan = planOf(spec);
   const next = status?.analysis?.nextCheckAt;
   return (
-    plan.analysis &&
-    ACTIVE.has(status?.phase) &&
-    (status?.canaryWeight ?? 0) > 0 &&
+    !!status &&
+    ACTIVE.has(status.phase) &&
+    checksRun(status, planOf(spec)) &&
     !!next &&
     now >= Date.parse(next)
   );
@@ -163,7 +162,7 @@ function requeue(
     effects.some((e) => e.type === 'setWeights');
   const due: number[] = moved ? [0] : [];
   const at = (t: string | undefined, plus = 0) => (t ? Date.parse(t) + plus - obs.now : undefined);
-  if (ACTIVE.has(after.phase) && (after.canaryWeight ?? 0) > 0)
+  if (ACTIVE.has(after.phase) && checksRun(after, plan))
     due.push(at(after.analysis?.nextCheckAt) ?? plan.intervalMs);
   const step = currentStep(after, plan);
   if (after.phase === 'Paused' && step?.kind === 'pause' && step.durationMs !== undefined) {

@@ -34,38 +34,65 @@ function weights(canary: number): Pick<RolloutStatus, 'canaryWeight' | 'stableWe
   return { canaryWeight: canary, stableWeight: 100 - canary };
 }
 
+/**
+ * Whether metrics are checked in this state: from the first non-zero weight (SPEC §4), and during an
+ * analysis step at any weight. An analysis step at weight 0 checks the canary on its own preview
+ * traffic (blue-green); without checks there it could never finish.
+ */
+export function checksRun(status: RolloutStatus, plan: Plan): boolean {
+  return plan.analysis && ((status.canaryWeight ?? 0) > 0 || currentStep(status, plan)?.kind === 'analysis');
+}
+
+/**
+ * The check clock: the first check comes one interval after checks start (so its window holds only
+ * requests made since), and later ones keep their schedule. Off while nothing is to be checked.
+ */
+function withCheckClock(status: RolloutStatus, plan: Plan, now: number): RolloutStatus {
+  const analysis = status.analysis ?? emptyAnalysis();
+  const nextCheckAt = checksRun(status, plan)
+    ? (analysis.nextCheckAt ?? iso(now + plan.intervalMs))
+    : undefined;
+  return { ...status, analysis: { ...analysis, nextCheckAt } };
+}
+
 /** Moves to the next step: its clock and its run of passing checks start now. */
-function nextStep(status: RolloutStatus, now: number): RolloutStatus {
-  return {
-    ...status,
-    currentStepIndex: (status.currentStepIndex ?? 0) + 1,
-    stepStartedAt: iso(now),
-    progressSince: iso(now),
-    pauseReason: undefined,
-    analysis: { ...(status.analysis ?? emptyAnalysis()), consecutivePassed: 0 },
-  };
+function nextStep(status: RolloutStatus, plan: Plan, now: number): RolloutStatus {
+  return withCheckClock(
+    {
+      ...status,
+      currentStepIndex: (status.currentStepIndex ?? 0) + 1,
+      stepStartedAt: iso(now),
+      progressSince: iso(now),
+      pauseReason: undefined,
+      analysis: { ...(status.analysis ?? emptyAnalysis()), consecutivePassed: 0 },
+    },
+    plan,
+    now,
+  );
 }
 
 export const startRun: Transition = (status, obs, plan) => {
   const retry = obs.annotations.retry && (status.phase === 'Failed' || status.phase === 'Aborted');
   const now = iso(obs.now);
   const message = `run started for generation ${obs.generation}: ${plan.steps.length} steps, stable 100%`;
+  const started: RolloutStatus = {
+    ...status,
+    observedGeneration: obs.generation,
+    phase: 'Progressing',
+    message,
+    currentStepIndex: 0,
+    ...weights(0),
+    runStartedAt: now,
+    stepStartedAt: now,
+    progressSince: now,
+    pauseReason: undefined,
+    rollback: undefined,
+    invalidFrom: undefined,
+    analysis: emptyAnalysis(),
+  };
   return {
-    status: {
-      ...status,
-      observedGeneration: obs.generation,
-      phase: 'Progressing',
-      message,
-      currentStepIndex: 0,
-      ...weights(0),
-      runStartedAt: now,
-      stepStartedAt: now,
-      progressSince: now,
-      pauseReason: undefined,
-      rollback: undefined,
-      invalidFrom: undefined,
-      analysis: emptyAnalysis(),
-    },
+    // A run that begins with an analysis step starts its check clock now.
+    status: withCheckClock(started, plan, obs.now),
     effects: [normal('RunStarted', retry ? `${message} (retry)` : message)],
   };
 };
@@ -101,10 +128,7 @@ export const revalidate: Transition = (status, obs, plan) => {
         progressSince: iso(obs.now),
         analysis: {
           ...analysis,
-          nextCheckAt:
-            (status.canaryWeight ?? 0) > 0 && plan.analysis
-              ? iso(obs.now + plan.intervalMs)
-              : analysis.nextCheckAt,
+          nextCheckAt: checksRun(status, plan) ? iso(obs.now + plan.intervalMs) : analysis.nextCheckAt,
         },
       };
   return {
@@ -123,17 +147,8 @@ export const applySetWeight: Transition = (status, obs, plan) => {
   const step = currentStep(status, plan);
   if (step?.kind !== 'setWeight') return { status, effects: [] };
   const index = status.currentStepIndex ?? 0;
-  const analysis = status.analysis ?? emptyAnalysis();
-  // Checks start one interval after canary traffic starts, so the first window holds canary requests.
-  const nextCheckAt =
-    step.weight === 0
-      ? undefined
-      : (analysis.nextCheckAt ?? (plan.analysis ? iso(obs.now + plan.intervalMs) : undefined));
   const message = `canary ${step.weight}%, stable ${100 - step.weight}% (${stepLabel(index, plan)})`;
-  const moved = nextStep(
-    { ...status, ...weights(step.weight), analysis: { ...analysis, nextCheckAt } },
-    obs.now,
-  );
+  const moved = nextStep({ ...status, ...weights(step.weight) }, plan, obs.now);
   return { status: { ...moved, phase: 'Progressing', message }, effects: [normal('WeightChanged', message)] };
 };
 
@@ -142,7 +157,7 @@ export const completeAnalysisStep: Transition = (status, obs, plan) => {
   const passes = status.analysis?.consecutivePassed ?? 0;
   const message = `${passes} consecutive passing checks (${stepLabel(index, plan)})`;
   return {
-    status: { ...nextStep(status, obs.now), phase: 'Progressing', message },
+    status: { ...nextStep(status, plan, obs.now), phase: 'Progressing', message },
     effects: [normal('AnalysisPassed', message)],
   };
 };
@@ -241,7 +256,7 @@ export const resume: Transition = (status, obs, plan) => {
     step?.kind === 'pause' && step.durationMs !== undefined && obs.now - started >= step.durationMs;
   const pauseOver =
     elapsed || (obs.annotations.resume && wasReason === 'PauseStep') || status.phase !== 'Paused';
-  const moved = fromPauseStep && pauseOver ? nextStep(base, obs.now) : base;
+  const moved = fromPauseStep && pauseOver ? nextStep(base, plan, obs.now) : base;
   const by = obs.annotations.resume
     ? ANNOTATIONS.resume
     : wasReason === 'Manual'

@@ -67,6 +67,51 @@ describe('machine: whole runs', () => {
   });
 });
 
+describe('machine: checks at weight 0 (blue-green)', () => {
+  const blueGreen = () =>
+    spec({ steps: [{ setWeight: 0 }, { analysis: { iterations: 3 } }, { setWeight: 100 }] });
+
+  it('an analysis step at weight 0 checks the canary, then one switch to 100 and promotion', () => {
+    const w = new World(blueGreen()).runUntil((x) => x.writes.includes(100));
+    // Three passing rounds while every user stayed on stable, and not one more before the switch.
+    expect(w.rounds).to.deep.equal(['Pass', 'Pass', 'Pass']);
+    expect(w.writes).to.deep.equal([0, 100]);
+    w.runUntil(settled);
+    expect(w.phase()).to.equal('Succeeded');
+    expect(w.writes).to.deep.equal([0, 100]);
+    // Promotion still waited for a passing check at 100, not only the preview checks at 0.
+    expect(w.rounds.length).to.be.greaterThan(3);
+  });
+
+  it('a failing preview check fails the run before any user request reaches the canary', () => {
+    const w = new World(blueGreen());
+    w.verdict = 'Fail';
+    w.value = 42;
+    w.runUntil(settled);
+    expect(w.phase()).to.equal('Failed');
+    expect(w.writes).to.deep.equal([0]);
+    expect(w.status?.message).to.contain('success-rate 42');
+  });
+
+  it('a run may begin with an analysis step', () => {
+    const w = new World(spec({ steps: [{ analysis: { iterations: 2 } }, { setWeight: 100 }] })).runUntil(
+      settled,
+    );
+    expect(w.phase()).to.equal('Succeeded');
+    expect(w.writes).to.deep.equal([0, 100]);
+  });
+
+  it('other steps at weight 0 make no checks: a pause before the first weight queries nothing', () => {
+    const w = new World(spec({ steps: [{ pause: {} }, { setWeight: 10 }] })).runUntil(() => false, 50);
+    expect(w.phase()).to.equal('Paused');
+    expect(w.rounds).to.deep.equal([]);
+    w.annotations.resume = true;
+    w.runUntil(settled);
+    expect(w.phase()).to.equal('Succeeded');
+    expect(w.rounds.length).to.be.greaterThan(0);
+  });
+});
+
 describe('machine: missing data', () => {
   it('pauses after inconclusiveLimit inconclusive checks, never promotes, and goes on by itself when data comes', () => {
     const w = new World(spec()).runUntil(atWeight(10));

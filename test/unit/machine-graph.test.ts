@@ -33,6 +33,8 @@ const SPECS = [
   spec({ steps: undefined, stepWeight: 25, maxWeight: 75 }),
   spec({ steps: [{ setWeight: 10 }, { pause: {} }, { setWeight: 60 }, { analysis: { iterations: 3 } }] }),
   spec({ steps: [{ setWeight: 30 }, { setWeight: 100 }], progressDeadlineSeconds: 30 }),
+  // Blue-green: checks at weight 0 during the analysis step, then one switch.
+  spec({ steps: [{ setWeight: 0 }, { analysis: { iterations: 2 } }, { pause: {} }, { setWeight: 100 }] }),
 ];
 
 describe('machine: graph walk over reachable states', function () {
