@@ -377,6 +377,23 @@ describe('sandbox mesh routing by TrafficSplit on the real API server', function
     expect(sum(samples, 'osm_request_duration_ms_sum', { source_name: 'bookbuyer' })).to.be.greaterThan(0);
   });
 
+  it('serves a backend Service that no split names directly: preview traffic, counted under its own name', async () => {
+    const w = await world('mesh-direct');
+    await w.createSplit(0, 100);
+    await w.mesh.waitForRoute(w.namespace, 'root', (r) => canaryPercent(r) === 0);
+    // The canary gets no user traffic through the root, yet a request for it reaches it.
+    const preview = await w.mesh.addRoot(w.namespace, 'canary');
+    const tally = await load(preview, 20, { host: `canary.${w.namespace}.svc.cluster.local` }, 2);
+    expect(Object.fromEntries(tally)).to.deep.equal({ canary: 20 });
+    const users = await load(w.root, 20, { host: w.host }, 2);
+    expect(Object.fromEntries(users)).to.deep.equal({ stable: 20 });
+    const samples = await scrape(w.mesh);
+    expect(sum(samples, 'osm_request_total', { destination_name: 'canary', response_code: '200' })).to.equal(
+      20,
+    );
+    expect(w.errors).to.deep.equal([]);
+  });
+
   it('answers 503 while no split routes the root, 502 for a backend without an endpoint, and reads v1alpha1 quantities', async () => {
     const w = await world('mesh-no-split');
     const agent = new Agent({ keepAlive: true });

@@ -15,7 +15,10 @@ import { sourceOf, type MeshMetrics } from './metrics.js';
 export interface RootRouting {
   namespace: string;
   root: string;
-  /** The backend Service for the next request or connection; undefined when no split routes the root. */
+  /**
+   * The backend Service for the next request or connection: by the root's split, else the root itself
+   * when it is a backend with an endpoint; undefined when neither.
+   */
   pick(): string | undefined;
   /** The loopback port a backend Service is served on; undefined when none is registered. */
   portOf(service: string): number | undefined;
@@ -62,7 +65,9 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<List
       // Not counted: with no split there is no destination to label it with, as in OSM.
       res
         .writeHead(503, { 'content-type': 'text/plain; charset=utf-8' })
-        .end(`no TrafficSplit routes ${where}: a root Service without a split has no backend\n`);
+        .end(
+          `no TrafficSplit routes ${where}, and it has no endpoint of its own: a root Service without a split has no backend\n`,
+        );
       req.resume();
       return;
     }

@@ -58,7 +58,10 @@ export interface Mesh {
   /** Registers (or moves) a backend Service; takes effect on the next request. */
   setBackend(namespace: string, service: string, endpoint: BackendEndpoint): void;
   removeBackend(namespace: string, service: string): void;
-  /** Opens the root's listeners (once; later calls return the same endpoint). */
+  /**
+   * Opens the root's listeners (once; later calls return the same endpoint). A root may also be a
+   * backend Service: while no split names it, its requests go straight to its own endpoint.
+   */
   addRoot(namespace: string, root: string): Promise<RootEndpoint>;
   /** The root's listeners, once open. */
   endpoint(namespace: string, root: string): RootEndpoint | undefined;
@@ -100,7 +103,10 @@ export async function startMesh(kc: KubeConfig, opts: MeshOptions = {}): Promise
   const routing = (namespace: string, root: string, protocol: Protocol): RootRouting => ({
     namespace,
     root,
-    pick: () => table.pick(namespace, root, protocol),
+    // A Service no split names as its root is reached directly, as in OSM: its own endpoint, when one
+    // is registered (the preview traffic a blue-green run checks at weight 0 goes this way).
+    pick: () =>
+      table.pick(namespace, root, protocol) ?? (backends.has(key(namespace, root)) ? root : undefined),
     portOf: (service) => {
       const b = backends.get(key(namespace, service));
       return protocol === 'tcp' ? (b?.tcpPort ?? b?.port) : b?.port;
