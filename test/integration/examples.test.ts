@@ -1,5 +1,6 @@
 // Every examples/<dir> applies cleanly with the real kubectl to the real API server, and the objects
 // it declares exist afterwards; the manual-gate example then runs under `perch controller` to Succeeded.
+// (flagger-style and blue-green, which need traffic and Prometheus, run in examples-run.test.ts.)
 import { expect } from 'chai';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';

@@ -2,8 +2,7 @@
 // control plane, examples/bookstore/ applied with kubectl, three bookstore backends, the mesh, the
 // bookbuyer load, a real Prometheus scraping the mesh, and the controller (in-process, logging to a file).
 import { runKubectlOk } from '../kubectl.js';
-import { loadAllYaml } from '@kubernetes/client-node';
-import { createWriteStream, readdirSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
+import { createWriteStream, rmSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import type { Rollout } from '../../api/v1alpha1.js';
 import { runController } from '../../controller/controller.js';
@@ -14,11 +13,11 @@ import { startControlPlane, type ControlPlane } from '../control-plane/index.js'
 import { makeDataDir } from '../data-dir.js';
 import { startMesh } from '../mesh/index.js';
 import { startPrometheus } from '../prometheus/launcher.js';
-import { repoRoot } from '../repo.js';
+import { fastRollout, readExample } from '../examples.js';
 
 export const NAMESPACE = 'bookstore';
 export const ROLLOUT_NAME = 'bookstore';
-export const EXAMPLE_DIR = join(repoRoot, 'examples', 'bookstore');
+const EXAMPLE = 'bookstore';
 
 export interface DemoStackOptions {
   fast: boolean;
@@ -89,15 +88,9 @@ export async function startDemoStack(opts: DemoStackOptions): Promise<DemoStack>
     const kubectl = (args: string[], input?: string) =>
       runKubectlOk(cp.binaries.kubectl, kubeconfig, args, input);
 
-    opts.progress(`applying ${EXAMPLE_DIR} (Namespace, Services, MetricTemplates; the Rollout comes later)`);
-    const files = readdirSync(EXAMPLE_DIR)
-      .filter((f) => f.endsWith('.yaml'))
-      .sort();
-    const rolloutFile = files.find((f) => loadAllYaml(read(f)).some((o: Rollout) => o?.kind === 'Rollout'));
-    if (!rolloutFile) throw new Error(`no Rollout in ${EXAMPLE_DIR}`);
-    for (const f of files.filter((f) => f !== rolloutFile)) {
-      await kubectl(['apply', '-f', join(EXAMPLE_DIR, f)]);
-    }
+    const example = readExample(EXAMPLE);
+    opts.progress(`applying ${example.dir} (Namespace, Services, MetricTemplates; the Rollout comes later)`);
+    for (const f of example.setupFiles) await kubectl(['apply', '-f', f]);
     checkAbort();
 
     opts.progress('starting bookstore v1 and v2 (healthy) and v3 (faulty)');
@@ -160,7 +153,7 @@ export async function startDemoStack(opts: DemoStackOptions): Promise<DemoStack>
       await bookbuyer.stop();
     });
 
-    const manifest = loadAllYaml(read(rolloutFile)).find((o: Rollout) => o?.kind === 'Rollout') as Rollout;
+    const manifest = example.rollout;
     return {
       cp,
       kubeconfig,
@@ -175,22 +168,4 @@ export async function startDemoStack(opts: DemoStackOptions): Promise<DemoStack>
     await stop(false);
     throw err;
   }
-}
-
-/**
- * The example Rollout with short intervals for --fast. The MetricTemplates' queries are kept: their
- * `[{{ interval }}]` window of 4 s holds about four 1 s scrapes, enough for rate() at every check.
- */
-export function fastRollout(example: Rollout): Rollout {
-  const r = structuredClone(example);
-  if (r.spec.analysis) {
-    r.spec.analysis.interval = '4s';
-    r.spec.analysis.inconclusiveLimit = Math.max(r.spec.analysis.inconclusiveLimit ?? 0, 3);
-  }
-  r.spec.progressDeadlineSeconds = 60;
-  return r;
-}
-
-function read(file: string): string {
-  return readFileSync(join(EXAMPLE_DIR, file), 'utf8');
 }

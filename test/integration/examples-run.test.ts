@@ -1,0 +1,215 @@
+// examples/flagger-style and examples/blue-green run to their expected phases under `perch controller`
+// (a child process), as a person would run them: the example applied with kubectl, the sandbox's
+// mesh routing by the TrafficSplit Perch writes, demo backends, load through the mesh, and a real
+// Prometheus scraping the mesh. The Rollout is applied with the demo's --fast intervals (4 s checks).
+// (examples/bookstore runs in test/e2e/demo.test.ts; examples/manual-gate in examples.test.ts.)
+import { CustomObjectsApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { expect } from 'chai';
+import type { Rollout } from '../../src/api/v1alpha1.js';
+import { Informer } from '../../src/k8s/informer.js';
+import { startBookbuyer, type Bookbuyer } from '../../src/sandbox/apps/bookbuyer.js';
+import { startBookstore, type Bookstore } from '../../src/sandbox/apps/bookstore.js';
+import { fastRollout, readExample } from '../../src/sandbox/examples.js';
+import { startMesh, type Mesh } from '../../src/sandbox/mesh/index.js';
+import { startPrometheus, type PrometheusServer } from '../../src/sandbox/prometheus/launcher.js';
+import { waitFor } from '../../src/sandbox/wait.js';
+import { sharedControlPlane } from '../support/control-plane.js';
+import { startController, type ControllerProcess } from '../support/controller-process.js';
+import { EventLog } from '../support/events.js';
+import { kubectl, kubectlOk } from '../support/kubectl.js';
+import { ROLLOUT } from '../support/rollout-env.js';
+
+interface SplitSeen {
+  /** "svc=weight,..." as the watch delivered it. */
+  backends: string;
+  at: number;
+}
+
+interface RunOptions {
+  /** Backend Services and the fraction of their requests answered 500. */
+  backends: Record<string, number>;
+  /** Services that get load through the mesh (the root; for blue-green also the preview). */
+  load: string[];
+}
+
+/** One example running: what the watch saw of its TrafficSplit, and its backends' counts. */
+interface ExampleRun {
+  namespace: string;
+  name: string;
+  splits: EventLog<SplitSeen>;
+  backends: Map<string, Bookstore>;
+  phase(want: string, timeoutMs?: number): Promise<Rollout>;
+  stop(): Promise<void>;
+}
+
+describe('examples/ run to their expected phase (mesh, load, Prometheus, perch controller)', function () {
+  this.timeout(240_000);
+  let kubeconfig: string;
+  let kc: KubeConfig;
+  let mesh: Mesh;
+  let prometheus: PrometheusServer;
+  let controller: ControllerProcess;
+  const runs: ExampleRun[] = [];
+
+  before(async () => {
+    const cp = await sharedControlPlane();
+    kubeconfig = cp.kubeconfig;
+    kc = cp.kubeConfig();
+    mesh = await startMesh(kc, { listenOnSplitRoots: false });
+    prometheus = await startPrometheus({
+      jobs: [{ name: 'mesh', targets: [mesh.metricsTarget] }],
+      scrapeInterval: '1s',
+    });
+    controller = await startController(kubeconfig, prometheus.url);
+  });
+  afterEach(async () => {
+    for (const run of runs.splice(0)) await run.stop();
+  });
+  after(async () => {
+    // Gone before the controller stops: it must release its perch.dev/traffic finalizers.
+    for (const namespace of used) await deleteNamespace(namespace);
+    await controller?.stop();
+    await prometheus?.stop();
+    await mesh?.stop();
+  });
+
+  const used = new Set<string>();
+  const deleteNamespace = (namespace: string, wait = true) =>
+    kubectl(kubeconfig, [
+      'delete',
+      'namespace',
+      namespace,
+      '--ignore-not-found',
+      wait ? '--timeout=90s' : '--wait=false',
+    ]);
+
+  async function runExample(name: string, opts: RunOptions): Promise<ExampleRun> {
+    const example = readExample(name);
+    const namespace = example.rollout.metadata!.namespace!;
+    const rollout = example.rollout.metadata!.name!;
+    used.add(namespace);
+    await deleteNamespace(namespace);
+    for (const f of example.setupFiles) await kubectlOk(kubeconfig, ['apply', '-f', f]);
+
+    const backends = new Map<string, Bookstore>();
+    const buyers: Bookbuyer[] = [];
+    const splits = new EventLog<SplitSeen>();
+    const informer = new Informer<KubernetesObject>(kc, {
+      apiVersion: 'split.smi-spec.io/v1alpha2',
+      kind: 'TrafficSplit',
+      plural: 'trafficsplits',
+      namespace,
+    });
+    const stop = async () => {
+      // Deleted while the controller runs (it releases its perch.dev/traffic finalizer). Not awaited
+      // here: the next run of the same example, or after(), waits for it.
+      await deleteNamespace(namespace, false);
+      informer.stop();
+      await Promise.all(buyers.map((b) => b.stop()));
+      await Promise.all([...backends.values()].map((b) => b.close()));
+      for (const service of backends.keys()) mesh.removeBackend(namespace, service);
+    };
+    const run: ExampleRun = {
+      namespace,
+      name: rollout,
+      splits,
+      backends,
+      stop,
+      phase: (want, timeoutMs = 90_000) =>
+        waitFor(
+          async () => {
+            const r = (await kc
+              .makeApiClient(CustomObjectsApi)
+              .getNamespacedCustomObject({ ...ROLLOUT, namespace, name: rollout })) as Rollout;
+            if (r.status?.phase === 'Failed' && want !== 'Failed')
+              throw new Error(`${namespace}/${rollout} Failed: ${r.status.message}`);
+            return r.status?.phase === want ? r : undefined;
+          },
+          { what: `${namespace}/${rollout} ${want}`, timeoutMs, intervalMs: 250 },
+        ),
+    };
+    runs.push(run);
+
+    const record = (o: KubernetesObject) => {
+      const list = (o as { spec?: { backends?: { service: string; weight: number }[] } }).spec?.backends;
+      splits.push({
+        backends: (list ?? []).map((b) => `${b.service}=${b.weight}`).join(','),
+        at: Date.now(),
+      });
+    };
+    informer.onAdd(record).onUpdate(record);
+    await informer.start();
+
+    for (const [service, errorRate] of Object.entries(opts.backends)) {
+      const b = await startBookstore({ version: service, errorRate, latencyMs: 2 });
+      backends.set(service, b);
+      mesh.setBackend(namespace, service, { port: b.port });
+    }
+    for (const service of opts.load) {
+      const endpoint = await mesh.addRoot(namespace, service);
+      buyers.push(
+        startBookbuyer({
+          url: `${endpoint.url}/books-bought`,
+          rps: 25,
+          host: `${service}.${namespace}`,
+          timeoutMs: 2000,
+        }),
+      );
+    }
+    await kubectlOk(kubeconfig, ['apply', '-f', '-'], JSON.stringify(fastRollout(example.rollout)));
+    return run;
+  }
+
+  /** Each distinct routing in the order the watch saw it (a status-only update repeats one). */
+  const routings = (run: ExampleRun) =>
+    run.splits.seen.map((s) => s.backends).filter((b, i, all) => i === 0 || all[i - 1] !== b);
+
+  it('flagger-style: stepWeight 10 to maxWeight 50, one passing check each, then Succeeded at 100%', async () => {
+    const run = await runExample('flagger-style', {
+      backends: { 'podinfo-primary': 0, 'podinfo-canary': 0 },
+      load: ['podinfo'],
+    });
+    const done = await run.phase('Succeeded');
+    expect(routings(run)).to.deep.equal([
+      'podinfo-primary=100',
+      'podinfo-primary=90,podinfo-canary=10',
+      'podinfo-primary=80,podinfo-canary=20',
+      'podinfo-primary=70,podinfo-canary=30',
+      'podinfo-primary=60,podinfo-canary=40',
+      'podinfo-primary=50,podinfo-canary=50',
+      'podinfo-canary=100',
+    ]);
+    expect(done.status?.step).to.equal('10/10');
+    expect(done.status?.canaryWeight).to.equal(100);
+  });
+
+  it('blue-green: green checked on its preview traffic at weight 0, then one switch to 100 and Succeeded', async () => {
+    const run = await runExample('blue-green', {
+      backends: { 'app-blue': 0, 'app-green': 0 },
+      load: ['app', 'app-green'],
+    });
+    const switched = await run.splits.find(
+      (s) => s.backends === 'app-green=100',
+      90_000,
+      'the switch to app-green=100',
+    );
+    const done = await run.phase('Succeeded');
+    expect(routings(run)).to.deep.equal(['app-blue=100', 'app-green=100']);
+    // The analysis step's three passing checks came before any user request could reach green.
+    const before = (done.status?.analysis?.measurements ?? []).filter(
+      (m) => m.verdict === 'Pass' && Date.parse(m.at) < switched.at,
+    );
+    expect(before.length, JSON.stringify(done.status?.analysis)).to.be.at.least(3);
+  });
+
+  it('blue-green: a failing preview check fails the run, and no user request was ever routed to green', async () => {
+    const run = await runExample('blue-green', {
+      backends: { 'app-blue': 0, 'app-green': 0.2 },
+      load: ['app', 'app-green'],
+    });
+    const failed = await run.phase('Failed');
+    expect(failed.status?.message).to.match(/request-success-rate [\d.]+ is below the minimum 99/);
+    expect(routings(run)).to.deep.equal(['app-blue=100']);
+    expect(run.backends.get('app-green')!.stats().errors).to.be.greaterThan(0);
+  });
+});
