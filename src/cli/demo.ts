@@ -1,11 +1,15 @@
 // `perch demo [--fast]`: the whole story on one machine. A healthy canary (v2) is promoted, then a faulty
 // one (v3) rolled back, with live progress; exits 0 only when both end as expected.
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Rollout } from '../api/v1alpha1.js';
 import { Informer } from '../k8s/informer.js';
-import { prepareBinaries } from '../sandbox/control-plane/index.js';
+import { assertSandboxKubeconfigPath, prepareBinaries } from '../sandbox/control-plane/index.js';
 import { NAMESPACE, ROLLOUT_NAME, startDemoStack, type DemoStack } from '../sandbox/demo/stack.js';
+import { giveUpAfter } from '../sandbox/demo/budget.js';
 import {
+  heldByPerson,
   liveLine,
   observe,
   Redrawer,
@@ -16,12 +20,18 @@ import {
 import { findPrometheus } from '../sandbox/prometheus/launcher.js';
 import { UsageError } from './usage-error.js';
 
+export const DEFAULT_DEMO_KUBECONFIG = join(tmpdir(), 'perch-demo.kubeconfig');
+
 export const DEMO_USAGE = `usage:
-  perch demo [--fast]
+  perch demo [--fast] [--stay] [--kubeconfig FILE]
       Starts the sandbox, the bookstore backends, a mesh, load, Prometheus and the controller on this
       machine, promotes a healthy canary (v2) and rolls back a faulty one (v3), showing the progress.
-      --fast  short analysis intervals and 1 s scrapes (about a minute once the binaries are built)
-      Ctrl-C stops everything it started. Exits 0 only when v2 is Succeeded and v3 Failed.`;
+      --fast             short analysis intervals and 1 s scrapes (about a minute once the binaries are built)
+      --stay             keep everything running after the summary, for kubectl, until Ctrl-C
+      --kubeconfig FILE  where to write the sandbox's admin kubeconfig, removed on exit
+                         (default ${DEFAULT_DEMO_KUBECONFIG}; an existing kubeconfig of yours is never overwritten)
+      Ctrl-C stops everything it started. Exits 0 only when v2 is Succeeded and v3 Failed. Time a person
+      holds the rollout (perch.dev/paused=true) does not count against its time limit.`;
 
 const TERMINAL = new Set(['Succeeded', 'Failed', 'Aborted']);
 
@@ -29,7 +39,12 @@ function parseFlags(argv: string[]) {
   try {
     return parseArgs({
       args: argv,
-      options: { fast: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        fast: { type: 'boolean' },
+        stay: { type: 'boolean' },
+        kubeconfig: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
       strict: true,
       allowPositionals: false,
     }).values;
@@ -50,6 +65,12 @@ export async function demoCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const fast = values.fast ?? false;
+  const kubeconfig = resolve(values.kubeconfig ?? DEFAULT_DEMO_KUBECONFIG);
+  try {
+    assertSandboxKubeconfigPath(kubeconfig);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
   // Fail before anything starts when Prometheus is missing; the message says how to install it.
   findPrometheus();
   // Before the clock starts: a first run builds the binaries, which takes minutes.
@@ -72,16 +93,28 @@ export async function demoCommand(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const timer = setTimeout(
-    () => abort.abort(new Error(`the demo did not finish within ${timeoutMs / 1000} s; giving up`)),
-    timeoutMs,
-  );
-
   let stack: DemoStack | undefined;
   let ok = false;
+  // --stay: the runs ended and the summary was shown; Ctrl-C is then the normal way out.
+  let stayed = false;
   const runs: RunState[] = [];
+  const stopBudget = giveUpAfter(
+    timeoutMs,
+    () => runs.some(heldByPerson),
+    () =>
+      abort.abort(
+        new Error(
+          `the demo did not finish within ${timeoutMs / 1000} s (not counting time paused by a person); giving up`,
+        ),
+      ),
+  );
   try {
-    stack = await startDemoStack({ fast, progress, signal: abort.signal });
+    stack = await startDemoStack({
+      fast,
+      kubeconfig,
+      progress,
+      signal: abort.signal,
+    });
     throwIfAborted(abort.signal);
     const kc = stack.cp.kubeconfig;
     say(`kubeconfig: ${kc}`);
@@ -96,6 +129,18 @@ export async function demoCommand(argv: string[]): Promise<number> {
     say();
 
     ok = await runBoth(stack, runs, abort.signal);
+    stopBudget();
+    if (values.stay && !abort.signal.aborted) {
+      say();
+      say(summaryTable(runs));
+      say();
+      say(
+        `still running (--stay): the control plane, mesh, load, Prometheus and controller. ` +
+          `Try kubectl with KUBECONFIG=${kc}; Ctrl-C stops everything.`,
+      );
+      await new Promise<void>((done) => abort.signal.addEventListener('abort', () => done(), { once: true }));
+      stayed = true;
+    }
   } catch (err) {
     if (abort.signal.aborted) {
       const reason: unknown = abort.signal.reason;
@@ -104,10 +149,10 @@ export async function demoCommand(argv: string[]): Promise<number> {
       progress(`failed: ${(err as Error).message}`);
     }
   } finally {
-    clearTimeout(timer);
+    stopBudget();
   }
 
-  if (runs.length > 0) {
+  if (runs.length > 0 && !stayed) {
     say();
     say(summaryTable(runs));
   }
@@ -120,7 +165,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   }
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
-  if (abort.signal.reason instanceof Interrupted) return 130;
+  if (abort.signal.reason instanceof Interrupted && !stayed) return 130;
   say(ok ? 'demo passed: v2 promoted, v3 rolled back' : 'demo FAILED');
   return ok ? 0 : 1;
 }

@@ -1,7 +1,11 @@
 // `perch sandbox` and `perch sandbox prepare`: the local control plane from the command line.
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
-import { prepareBinaries, startControlPlane } from '../sandbox/control-plane/index.js';
+import {
+  assertSandboxKubeconfigPath,
+  prepareBinaries,
+  startControlPlane,
+} from '../sandbox/control-plane/index.js';
 import { parseFaultSpec } from '../sandbox/faults/spec.js';
 import { UsageError } from './usage-error.js';
 
@@ -64,6 +68,12 @@ export async function sandboxCommand(argv: string[]): Promise<number> {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  const kubeconfig = resolve(values.kubeconfig);
+  try {
+    assertSandboxKubeconfigPath(kubeconfig);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
   // Signal handlers first: a Ctrl-C or SIGTERM at any moment, start-up included, stops cleanly.
   let signalled: () => void = () => {};
   const stopRequested = new Promise<void>((resolve) => (signalled = resolve));
@@ -71,7 +81,7 @@ export async function sandboxCommand(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const cp = await startControlPlane({
-    kubeconfig: resolve(values.kubeconfig),
+    kubeconfig,
     port,
     auditLog: values['audit-log'] ? resolve(values['audit-log']) : undefined,
     faults,

@@ -1,12 +1,16 @@
 // `perch demo --fast` as a newcomer runs it, but with stdout a pipe (plain lines): v2 is promoted, v3
 // rolled back, exit 0; afterwards no process it started is alive and no data folder it made is left.
-// Also Ctrl-C (SIGINT) mid-run: it stops everything and exits 130.
+// Also Ctrl-C (SIGINT) mid-run: it stops everything and exits 130. And a person, with kubectl and the
+// kubeconfig the demo wrote, pauses the rollout mid-run and resumes it; with --stay the demo keeps
+// running after its summary until Ctrl-C.
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { waitFor } from '../../src/sandbox/wait.js';
+import { kubectlOk } from '../support/kubectl.js';
 import { descendants, isDead, programOf } from '../support/proc.js';
 
 const PERCH = fileURLToPath(new URL('../../src/cli/perch.js', import.meta.url));
@@ -120,6 +124,9 @@ function expectNothingLeft(run: DemoRun): void {
 
 describe('perch demo --fast (CLI)', function () {
   this.timeout(200_000);
+  let home: string;
+  before(() => (home = mkdtempSync(join(tmpdir(), 'perch-e2e-demo-'))));
+  after(() => rmSync(home, { recursive: true, force: true }));
 
   afterEach(async function () {
     this.timeout(60_000);
@@ -142,14 +149,16 @@ describe('perch demo --fast (CLI)', function () {
   });
 
   it('promotes v2, rolls back v3, exits 0, and leaves no process and no data folder', async () => {
-    const run = startDemo(['--fast']);
+    const kubeconfig = join(home, 'whole.kubeconfig');
+    const run = startDemo(['--fast', '--kubeconfig', kubeconfig]);
     const exit = await run.exited;
     const out = run.stdout();
     expect(exit, `stdout:\n${out}\nstderr:\n${run.stderr()}`).to.deep.equal({ code: 0, signal: null });
 
     // stdout is a pipe: plain lines, no terminal escapes.
     expect(out).not.to.include('\x1b[');
-    expect(out).to.match(/^watch: +KUBECONFIG=\S+ kubectl -n bookstore get prl -w$/m);
+    expect(out).to.include(`watch:  KUBECONFIG=${kubeconfig} kubectl -n bookstore get prl -w\n`);
+    expect(existsSync(kubeconfig), 'the kubeconfig is removed on exit').to.equal(false);
     expect(out).to.match(/kubectl -n bookstore annotate rollout bookstore perch\.dev\/paused=true$/m);
     expect(out).to.match(/^\[ *[\d.]+s\] v2 bookstore-v2: phase=Progressing weight=10 /m);
     expect(out).to.match(/^\[ *[\d.]+s\] v2 bookstore-v2: phase=Succeeded weight=100 /m);
@@ -167,12 +176,65 @@ describe('perch demo --fast (CLI)', function () {
   });
 
   it('on SIGINT mid-run stops everything it started and exits 130', async () => {
-    const run = startDemo(['--fast']);
+    const run = startDemo(['--fast', '--kubeconfig', join(home, 'sigint.kubeconfig')]);
     await waitForOutput(run, /^\[ *[\d.]+s\] v2 bookstore-v2: phase=Progressing weight=10 /m, 120_000);
     run.proc.kill('SIGINT');
     const exit = await run.exited;
     expect(exit, `stderr:\n${run.stderr()}`).to.deep.equal({ code: 130, signal: null });
     expect(run.stderr()).to.include('SIGINT: stopping everything');
+    expectNothingLeft(run);
+  });
+
+  it('a person pauses the rollout with kubectl mid-run and resumes it; --stay keeps it all up until Ctrl-C', async () => {
+    const kubeconfig = join(home, 'person.kubeconfig');
+    const run = startDemo(['--fast', '--stay', '--kubeconfig', kubeconfig]);
+    await waitForOutput(run, /^\[ *[\d.]+s\] v2 bookstore-v2: phase=Progressing weight=10 /m, 120_000);
+    // What the README tells a person to type, with the kubeconfig the demo printed.
+    const k = (...args: string[]) => kubectlOk(kubeconfig, ['-n', 'bookstore', ...args]);
+    await k('annotate', 'rollout', 'bookstore', 'perch.dev/paused=true');
+    await waitForOutput(run, /^\[ *[\d.]+s\] v2 bookstore-v2: phase=Paused\(Manual\) /m, 30_000);
+
+    // Held: the weight stays while checks go on (two more checks made while paused).
+    const read = async () => {
+      const [phase, weight, checks] = (
+        await k(
+          'get',
+          'rollout',
+          'bookstore',
+          '-o',
+          'jsonpath={.status.phase} {.status.canaryWeight} {.status.analysis.passed}',
+        )
+      ).split(' ');
+      return { phase, weight: Number(weight), checks: Number(checks) };
+    };
+    const paused = await read();
+    expect(paused.phase).to.equal('Paused');
+    const later = await waitFor(
+      async () => {
+        const now = await read();
+        expect(now.phase, 'still paused').to.equal('Paused');
+        expect(now.weight, 'the weight holds').to.equal(paused.weight);
+        return now.checks >= paused.checks + 2 ? now : undefined;
+      },
+      { what: 'two checks while paused', timeoutMs: 30_000, intervalMs: 500 },
+    );
+    expect(later.weight).to.equal(paused.weight);
+
+    await k('annotate', 'rollout', 'bookstore', 'perch.dev/paused-');
+    await waitForOutput(run, /^still running \(--stay\)/m, 150_000);
+    const out = run.stdout();
+    expect(out).to.match(/^v2 +bookstore-v2 +Succeeded +Succeeded +[\d.]+s +ok$/m);
+    expect(out).to.match(/^v3 +bookstore-v3 +Failed +Failed +[\d.]+s +ok$/m);
+    // Still up after the summary: kubectl reaches the control plane and sees v3 rolled back.
+    expect(
+      await k('get', 'rollout', 'bookstore', '-o', 'jsonpath={.status.phase} {.spec.canaryService}'),
+    ).to.equal('Failed bookstore-v3');
+    expect(existsSync(kubeconfig)).to.equal(true);
+
+    run.proc.kill('SIGINT');
+    const exit = await run.exited;
+    expect(exit, `stderr:\n${run.stderr()}`).to.deep.equal({ code: 0, signal: null });
+    expect(existsSync(kubeconfig), 'the kubeconfig is removed on exit').to.equal(false);
     expectNothingLeft(run);
   });
 });

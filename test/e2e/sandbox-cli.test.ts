@@ -3,7 +3,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -257,6 +257,17 @@ describe('perch sandbox (CLI)', function () {
       const stderr = await usageError(['--kubeconfig', kubeconfig, '--faults', '500=2']);
       expect(stderr).to.include('500=2').and.to.include('fraction');
       expect(existsSync(kubeconfig)).to.equal(false);
+    });
+
+    it("with a --kubeconfig that is a person's own kubeconfig, which it leaves as it was", async () => {
+      const kubeconfig = join(tempDir(), 'config');
+      const own = 'apiVersion: v1\nkind: Config\ncurrent-context: prod\n';
+      writeFileSync(kubeconfig, own);
+      const stderr = await usageError(['--kubeconfig', kubeconfig]);
+      expect(stderr).to.include(
+        `--kubeconfig ${kubeconfig}: the file exists and is not a Perch sandbox kubeconfig`,
+      );
+      expect(readFileSync(kubeconfig, 'utf8')).to.equal(own);
     });
 
     it('with a --port that is not a number', async () => {

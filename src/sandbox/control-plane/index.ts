@@ -14,7 +14,7 @@ import { writeCredentials, type Credentials } from './credentials.js';
 import { startEtcd } from './etcd.js';
 import { startApiServer, type ApiServerConfig } from './kube-apiserver.js';
 import { startControllerManager } from './kube-controller-manager.js';
-import { writeKubeconfig } from './kubeconfig.js';
+import { assertSandboxKubeconfigPath, writeKubeconfig } from './kubeconfig.js';
 
 export interface ControlPlaneOptions {
   /** Where to write the admin kubeconfig; default: inside the sandbox's data folder. */
@@ -60,6 +60,8 @@ export interface ControlPlane {
 const DIR_PREFIX = 'perch-sandbox-';
 
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  // Before anything starts: never overwrite a kubeconfig that is not the sandbox's own.
+  if (opts.kubeconfig) assertSandboxKubeconfigPath(opts.kubeconfig);
   const binaries = await prepareBinaries(opts.progress);
   const dataDir = makeDataDir(DIR_PREFIX);
   const children: Child[] = [];
@@ -165,5 +167,5 @@ export function servingKeyPair(dir: string): { certPem: string; keyPem: string }
 }
 
 export { prepareBinaries, pinnedKubernetesVersion, cacheDir } from './binaries.js';
-export { writeKubeconfig } from './kubeconfig.js';
+export { assertSandboxKubeconfigPath, isSandboxKubeconfig, writeKubeconfig } from './kubeconfig.js';
 export { installCrds } from './crds.js';

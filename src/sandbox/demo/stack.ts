@@ -9,7 +9,7 @@ import { runController } from '../../controller/controller.js';
 import { createLogger } from '../../controller/log.js';
 import { startBookbuyer, type Bookbuyer } from '../apps/bookbuyer.js';
 import { startBookstore, type Bookstore } from '../apps/bookstore.js';
-import { startControlPlane, type ControlPlane } from '../control-plane/index.js';
+import { isSandboxKubeconfig, startControlPlane, type ControlPlane } from '../control-plane/index.js';
 import { makeDataDir } from '../data-dir.js';
 import { startMesh } from '../mesh/index.js';
 import { startPrometheus } from '../prometheus/launcher.js';
@@ -21,6 +21,8 @@ const EXAMPLE = 'bookstore';
 
 export interface DemoStackOptions {
   fast: boolean;
+  /** Where to write the admin kubeconfig (removed again on stop); default: in the sandbox's data folder. */
+  kubeconfig?: string;
   /** Requests per second of the bookbuyer; default 40. */
   rps?: number;
   /** v3's fraction of requests answered 500; default 0.2. */
@@ -70,7 +72,16 @@ export async function startDemoStack(opts: DemoStackOptions): Promise<DemoStack>
   try {
     let building = false;
     opts.progress('starting the sandbox control plane (etcd, kube-apiserver, kube-controller-manager)');
+    if (opts.kubeconfig) {
+      const file = opts.kubeconfig;
+      // Registered first, so it runs after the control plane has stopped: a kubeconfig for a server
+      // that is gone only misleads. Left alone if it is not the sandbox's (startControlPlane refuses it).
+      started('the kubeconfig', async () => {
+        if (isSandboxKubeconfig(file)) rmSync(file, { force: true });
+      });
+    }
     const cp = await startControlPlane({
+      kubeconfig: opts.kubeconfig,
       progress: (line) => {
         if (!building) {
           building = true;

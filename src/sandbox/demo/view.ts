@@ -12,6 +12,8 @@ export interface RunState {
   startedAt: number;
   endedAt?: number;
   phase?: string;
+  /** Why it is Paused (Manual when a person set perch.dev/paused); undefined otherwise. */
+  pauseReason?: string;
   weight?: number;
   step?: string;
   /** The last success-rate measurement, in percent. */
@@ -24,6 +26,7 @@ export function observe(state: RunState, rollout: Rollout, generation: number): 
   const s = rollout.status;
   if (!s || (s.observedGeneration ?? 0) < generation) return;
   state.phase = s.phase;
+  state.pauseReason = s.phase === 'Paused' ? s.pauseReason : undefined;
   state.weight = s.canaryWeight;
   state.step = s.step;
   state.message = s.message;
@@ -40,6 +43,16 @@ export function weightBar(weight: number | undefined, width = 10): string {
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(w).padStart(3)}%`;
 }
 
+/** The phase, with the reason of a pause: "Paused(Manual)". */
+export function phaseText(s: Pick<RunState, 'phase' | 'pauseReason'>): string {
+  const phase = s.phase ?? 'Pending';
+  return phase === 'Paused' && s.pauseReason ? `${phase}(${s.pauseReason})` : phase;
+}
+
+/** A person holds the run (perch.dev/paused): time that does not count against the demo's limit. */
+export const heldByPerson = (s: RunState): boolean =>
+  s.endedAt === undefined && s.phase === 'Paused' && s.pauseReason === 'Manual';
+
 const rate = (v: number | undefined) => (v === undefined ? '-' : `${v.toFixed(1)}%`);
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
 
@@ -48,7 +61,7 @@ export function liveLine(s: RunState, now = Date.now()): string {
   const elapsed = seconds((s.endedAt ?? now) - s.startedAt);
   return (
     `${s.run.padEnd(3)} ${s.stable} -> ${s.canary}  ${weightBar(s.weight)}  ` +
-    `${(s.phase ?? 'Pending').padEnd(11)} step ${(s.step ?? '-').padEnd(4)} ` +
+    `${phaseText(s).padEnd(11)} step ${(s.step ?? '-').padEnd(4)} ` +
     `success ${rate(s.successRate).padStart(6)}  ${elapsed}`
   );
 }
@@ -58,12 +71,12 @@ export class TransitionLog {
   private readonly last = new Map<string, string>();
 
   line(s: RunState, now = Date.now()): string | undefined {
-    const key = `${s.phase}|${s.weight}|${s.step}`;
+    const key = `${phaseText(s)}|${s.weight}|${s.step}`;
     if (s.phase === undefined || this.last.get(s.run) === key) return undefined;
     this.last.set(s.run, key);
     const t = seconds(now - s.startedAt).padStart(6);
     return (
-      `[${t}] ${s.run} ${s.canary}: phase=${s.phase} weight=${s.weight ?? 0} step=${s.step ?? '-'} ` +
+      `[${t}] ${s.run} ${s.canary}: phase=${phaseText(s)} weight=${s.weight ?? 0} step=${s.step ?? '-'} ` +
       `success=${rate(s.successRate)}`
     );
   }
