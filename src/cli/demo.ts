@@ -126,6 +126,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
       `resume: KUBECONFIG=${kc} kubectl -n ${NAMESPACE} annotate rollout ${ROLLOUT_NAME} perch.dev/paused-`,
     );
     say(`controller log: ${stack.controllerLog}`);
+    say(
+      `prometheus: ${stack.prometheusUrl} (the queries the checks make: osm_request_total, osm_request_duration_ms)`,
+    );
     say();
 
     ok = await runBoth(stack, runs, abort.signal);

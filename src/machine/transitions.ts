@@ -9,6 +9,8 @@ import type { Decision, Effect, Observation } from './types.js';
 export type Transition = (status: RolloutStatus, obs: Observation, plan: Plan) => Decision;
 
 const iso = (ms: number) => new Date(ms).toISOString();
+/** "1 failed check", "2 failed checks". */
+const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 const normal = (reason: string, message: string): Effect => ({
   type: 'event',
   eventType: 'Normal',
@@ -155,7 +157,7 @@ export const applySetWeight: Transition = (status, obs, plan) => {
 export const completeAnalysisStep: Transition = (status, obs, plan) => {
   const index = status.currentStepIndex ?? 0;
   const passes = status.analysis?.consecutivePassed ?? 0;
-  const message = `${passes} consecutive passing checks (${stepLabel(index, plan)})`;
+  const message = `${count(passes, 'consecutive passing check')} (${stepLabel(index, plan)})`;
   return {
     status: { ...nextStep(status, plan, obs.now), phase: 'Progressing', message },
     effects: [normal('AnalysisPassed', message)],
@@ -170,7 +172,7 @@ export const awaitAnalysis: Transition = (status, _obs, plan) => {
     status: {
       ...status,
       phase: 'Progressing',
-      message: `waiting for ${need} consecutive passing checks (${have} so far)`,
+      message: `waiting for ${count(need, 'consecutive passing check')} (${have} so far)`,
     },
     effects: [],
   };
@@ -207,9 +209,9 @@ function pauseMessage(reason: PauseReason, status: RolloutStatus, obs: Observati
     case 'Manual':
       return `paused by ${ANNOTATIONS.paused}; checks go on`;
     case 'MetricsUnavailable':
-      return `metrics unavailable: ${a.consecutiveErrors} consecutive errors (limit ${plan.errorLimit}): ${worstCheck(obs.checks)?.reason ?? 'no answer'}; goes on when data returns`;
+      return `metrics unavailable: ${count(a.consecutiveErrors, 'consecutive error')} (limit ${plan.errorLimit}): ${worstCheck(obs.checks)?.reason ?? 'no answer'}; goes on when data returns`;
     case 'AnalysisInconclusive':
-      return `analysis inconclusive: ${a.inconclusive} inconclusive checks (limit ${plan.inconclusiveLimit}); goes on when a check passes, or with ${ANNOTATIONS.resume}`;
+      return `analysis inconclusive: ${count(a.inconclusive, 'inconclusive check')} (limit ${plan.inconclusiveLimit}); goes on when a check passes, or with ${ANNOTATIONS.resume}`;
     case 'PauseStep': {
       const step = currentStep(status, plan);
       const wait =
@@ -372,7 +374,7 @@ export const beginFailure: Transition = (status, obs, plan) => {
     status,
     'Failed',
     'AnalysisFailed',
-    `${failing?.reason ?? 'a check failed'} (${failed} failed checks, limit ${plan.failureLimit})`,
+    `${failing?.reason ?? 'a check failed'} (${count(failed, 'failed check')}, limit ${plan.failureLimit})`,
   );
 };
 

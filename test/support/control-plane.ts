@@ -2,20 +2,24 @@
 // Each test takes its own namespace, so tests never see each other's objects.
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startControlPlane, type ControlPlane } from '../../src/sandbox/control-plane/index.js';
 
 let shared: Promise<ControlPlane> | undefined;
+let auditDir: string | undefined;
 const namespaces: { kc: KubeConfig; name: string }[] = [];
 
 /** The suite's control plane (audit log on), started on first use and stopped after the run. */
 export function sharedControlPlane(): Promise<ControlPlane> {
-  shared ??= startControlPlane({
-    auditLog: join(mkdtempSync(join(tmpdir(), 'perch-test-audit-')), 'audit.log'),
-    progress: (line) => process.stderr.write(`  [control plane] ${line}\n`),
-  });
+  if (!shared) {
+    auditDir = mkdtempSync(join(tmpdir(), 'perch-test-audit-'));
+    shared = startControlPlane({
+      auditLog: join(auditDir, 'audit.log'),
+      progress: (line) => process.stderr.write(`  [control plane] ${line}\n`),
+    });
+  }
   return shared;
 }
 
@@ -24,6 +28,9 @@ export async function stopSharedControlPlane(): Promise<void> {
   const cp = await shared.catch(() => undefined);
   shared = undefined;
   await cp?.stop();
+  // The audit log's folder is the suite's own; the control plane only wrote into it.
+  if (auditDir) rmSync(auditDir, { recursive: true, force: true });
+  auditDir = undefined;
 }
 
 /** A fresh namespace named after the test; deleted (without waiting) when the run ends. */

@@ -42,6 +42,8 @@ export interface DemoStack {
   /** The folder of the controller's log (kept when the demo fails, removed otherwise). */
   dir: string;
   controllerLog: string;
+  /** The demo's Prometheus, http://127.0.0.1:PORT: its UI and API answer while the demo runs. */
+  prometheusUrl: string;
   bookbuyer: Bookbuyer;
   stop(keepDir: boolean): Promise<void>;
 }
@@ -172,6 +174,7 @@ export async function startDemoStack(opts: DemoStackOptions): Promise<DemoStack>
       rolloutManifest: () => (opts.fast ? fastRollout(manifest) : structuredClone(manifest)),
       dir,
       controllerLog,
+      prometheusUrl: prometheus.url,
       bookbuyer,
       stop,
     };
