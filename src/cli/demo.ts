@@ -11,6 +11,7 @@ import { giveUpAfter } from '../sandbox/demo/budget.js';
 import {
   heldByPerson,
   liveLine,
+  loadLine,
   observe,
   Redrawer,
   summaryTable,
@@ -28,8 +29,9 @@ export const DEMO_USAGE = `usage:
       machine, promotes a healthy canary (v2) and rolls back a faulty one (v3), showing the progress.
       --fast             short analysis intervals and 1 s scrapes (about a minute once the binaries are built)
       --stay             keep everything running after the summary, for kubectl, until Ctrl-C
-      --kubeconfig FILE  where to write the sandbox's admin kubeconfig, removed on exit
-                         (default ${DEFAULT_DEMO_KUBECONFIG}; an existing kubeconfig of yours is never overwritten)
+      --kubeconfig FILE  where to copy the sandbox's admin kubeconfig for kubectl, removed on exit
+                         (default ${DEFAULT_DEMO_KUBECONFIG}); an existing kubeconfig of yours is never
+                         overwritten, nor one of another demo still running (then it prints its own)
       Ctrl-C stops everything it started. Exits 0 only when v2 is Succeeded and v3 Failed. Time a person
       holds the rollout (perch.dev/paused=true) does not count against its time limit.`;
 
@@ -66,10 +68,14 @@ export async function demoCommand(argv: string[]): Promise<number> {
   }
   const fast = values.fast ?? false;
   const kubeconfig = resolve(values.kubeconfig ?? DEFAULT_DEMO_KUBECONFIG);
-  try {
-    assertSandboxKubeconfigPath(kubeconfig);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
+  // A path given by hand that would overwrite someone's kubeconfig is a mistake to say at once; the
+  // default path is just skipped then (the demo prints the sandbox's own kubeconfig instead).
+  if (values.kubeconfig) {
+    try {
+      assertSandboxKubeconfigPath(kubeconfig);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
   }
   // Fail before anything starts when Prometheus is missing; the message says how to install it.
   findPrometheus();
@@ -116,7 +122,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       signal: abort.signal,
     });
     throwIfAborted(abort.signal);
-    const kc = stack.cp.kubeconfig;
+    const kc = stack.userKubeconfig;
     say(`kubeconfig: ${kc}`);
     say(`watch:  KUBECONFIG=${kc} kubectl -n ${NAMESPACE} get prl -w`);
     say(
@@ -136,6 +142,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     if (values.stay && !abort.signal.aborted) {
       say();
       say(summaryTable(runs));
+      say(loadLine(stack.bookbuyer.stats()));
       say();
       say(
         `still running (--stay): the control plane, mesh, load, Prometheus and controller. ` +
@@ -158,6 +165,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   if (runs.length > 0 && !stayed) {
     say();
     say(summaryTable(runs));
+    if (stack) say(loadLine(stack.bookbuyer.stats()));
   }
   if (stack) {
     progress('stopping the controller, bookbuyer, mesh, backends, Prometheus and the control plane');
@@ -189,11 +197,7 @@ async function runBoth(stack: DemoStack, runs: RunState[], signal: AbortSignal):
   const redraw = new Redrawer((text) => process.stdout.write(text));
   const draw = () => {
     if (!tty) return;
-    const load = stack.bookbuyer.stats();
-    const answered = Object.entries(load.byCode)
-      .map(([code, n]) => `${code}:${n}`)
-      .join(' ');
-    redraw.draw([...runs.map((s) => liveLine(s)), `load: ${load.sent} sent (${answered || 'none yet'})`]);
+    redraw.draw([...runs.map((s) => liveLine(s)), loadLine(stack.bookbuyer.stats())]);
   };
   let current: { state: RunState; generation: number; done: (phase: string) => void } | undefined;
   const onRollout = (r: Rollout) => {
@@ -247,6 +251,7 @@ async function runBoth(stack: DemoStack, runs: RunState[], signal: AbortSignal):
     const manifest = stack.rolloutManifest();
     const v2Phase = await run(v2, async () => {
       const out = await stack.kubectl(['apply', '-o', 'json', '-f', '-'], JSON.stringify(manifest));
+      await stack.startLoad();
       return (JSON.parse(out) as Rollout).metadata?.generation ?? 1;
     });
     if (v2Phase !== 'Succeeded') return false;

@@ -116,7 +116,8 @@ describe('perch demo --fast (on a terminal, via tmux)', function () {
 
     // /proc has no event to await: sample the demo's process tree while it runs.
     const sample = () => {
-      for (const child of descendants(pid)) if (!seen.has(child)) seen.set(child, programOf(child));
+      // Named again at every sample: just after fork a child still shows its parent's command line.
+      for (const child of descendants(pid)) seen.set(child, programOf(child) || seen.get(child) || '');
     };
     sample();
     sampler = setInterval(sample, 200);

@@ -62,7 +62,8 @@ function startDemo(args: string[]): DemoRun {
   const dirs = new Set<string>();
   // /proc has no event to await: sample the process tree while the demo runs, to know what it started.
   const sample = () => {
-    for (const child of descendants(pid)) if (!seen.has(child)) seen.set(child, programOf(child));
+    // Named again at every sample: just after fork a child still shows its parent's command line.
+    for (const child of descendants(pid)) seen.set(child, programOf(child) || seen.get(child) || '');
     for (const dir of dataDirsOf(pid)) dirs.add(dir);
   };
   const sampler = setInterval(sample, 200);
@@ -168,6 +169,11 @@ describe('perch demo --fast (CLI)', function () {
     expect(out).to.match(/^v2 +bookstore-v2 +Succeeded +Succeeded +[\d.]+s +ok$/m);
     expect(out).to.match(/^v3 +bookstore-v3 +Failed +Failed +[\d.]+s +ok$/m);
     expect(out).to.match(/^demo passed/m);
+    // bookbuyer's load starts once the TrafficSplit exists: no request went unrouted (503).
+    const load = /^load: (\d+) sent \(([^)]*)\)/m.exec(out);
+    expect(load, 'the load line').not.to.equal(null);
+    expect(Number(load![1])).to.be.greaterThan(100);
+    expect(load![2]).to.match(/^200:\d+ 500:\d+$/);
     // The first run's v3 failure is judged by a real success rate below the 99% threshold.
     const v3Rate = /^\[ *[\d.]+s\] v3 bookstore-v3: phase=Failed .*success=([\d.]+)%$/m.exec(out)?.[1];
     expect(Number(v3Rate)).to.be.lessThan(99);

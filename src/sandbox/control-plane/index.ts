@@ -167,5 +167,5 @@ export function servingKeyPair(dir: string): { certPem: string; keyPem: string }
 }
 
 export { prepareBinaries, pinnedKubernetesVersion, cacheDir } from './binaries.js';
-export { assertSandboxKubeconfigPath, isSandboxKubeconfig, writeKubeconfig } from './kubeconfig.js';
+export { assertSandboxKubeconfigPath, publishKubeconfig, writeKubeconfig } from './kubeconfig.js';
 export { installCrds } from './crds.js';

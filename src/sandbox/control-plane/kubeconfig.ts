@@ -1,6 +1,7 @@
 // Kubeconfig files for the sandbox: the server, its CA and a bearer token, so kubectl needs no flags.
 import { dumpYaml, loadYaml } from '@kubernetes/client-node';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 
 export interface KubeconfigParams {
   server: string;
@@ -35,16 +36,6 @@ export function assertSandboxKubeconfigPath(file: string): void {
   }
 }
 
-/** Whether `file` still is a sandbox kubeconfig, so it is safe to remove. */
-export function isSandboxKubeconfig(file: string): boolean {
-  try {
-    assertSandboxKubeconfigPath(file);
-    return existsSync(file);
-  } catch {
-    return false;
-  }
-}
-
 export function kubeconfigYaml(p: KubeconfigParams): string {
   return dumpYaml({
     apiVersion: 'v1',
@@ -70,4 +61,71 @@ export function kubeconfigYaml(p: KubeconfigParams): string {
 export function writeKubeconfig(file: string, p: KubeconfigParams): string {
   writeFileSync(file, kubeconfigYaml(p), { mode: 0o600 });
   return file;
+}
+
+/** The server URL of a kubeconfig's current context's cluster (the sandbox writes one of each). */
+function serverOf(file: string): string | undefined {
+  try {
+    const doc = loadYaml(readFileSync(file, 'utf8')) as {
+      clusters?: { cluster?: { server?: unknown } }[];
+    } | null;
+    const server = doc?.clusters?.[0]?.cluster?.server;
+    return typeof server === 'string' ? server : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether something accepts TCP connections at the URL's host and port (within `timeoutMs`). */
+function answers(url: string, timeoutMs = 500): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect({ host: hostname, port: Number(port || 443) });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+export interface PublishedKubeconfig {
+  /** The path a person should use: `to` when published, else `from`. */
+  path: string;
+  /** Why `to` was not written, when it was not. */
+  skipped?: string;
+  /** Removes `to` if it still holds what was published (never another sandbox's, never a person's). */
+  unpublish(): void;
+}
+
+/**
+ * Copies the sandbox's kubeconfig `from` to the well-known path `to`, for people to use, unless `to`
+ * is a kubeconfig that is not a sandbox's, or one of a sandbox still running (its server answers):
+ * two demos at once must not send each other's kubectl to the wrong API server.
+ */
+export async function publishKubeconfig(from: string, to: string): Promise<PublishedKubeconfig> {
+  const unchanged = { path: from, unpublish: () => {} };
+  try {
+    assertSandboxKubeconfigPath(to);
+  } catch (err) {
+    return { ...unchanged, skipped: (err as Error).message };
+  }
+  const server = existsSync(to) ? serverOf(to) : undefined;
+  if (server && (await answers(server))) {
+    return { ...unchanged, skipped: `${to} belongs to another sandbox that is still running (${server})` };
+  }
+  const content = readFileSync(from, 'utf8');
+  writeFileSync(to, content, { mode: 0o600 });
+  return {
+    path: to,
+    unpublish: () => {
+      try {
+        if (readFileSync(to, 'utf8') === content) rmSync(to, { force: true });
+      } catch {
+        // Already gone.
+      }
+    },
+  };
 }

@@ -9,7 +9,7 @@ import { runController } from '../../controller/controller.js';
 import { createLogger } from '../../controller/log.js';
 import { startBookbuyer, type Bookbuyer } from '../apps/bookbuyer.js';
 import { startBookstore, type Bookstore } from '../apps/bookstore.js';
-import { isSandboxKubeconfig, startControlPlane, type ControlPlane } from '../control-plane/index.js';
+import { publishKubeconfig, startControlPlane, type ControlPlane } from '../control-plane/index.js';
 import { makeDataDir } from '../data-dir.js';
 import { startMesh } from '../mesh/index.js';
 import { startPrometheus } from '../prometheus/launcher.js';
@@ -21,7 +21,10 @@ const EXAMPLE = 'bookstore';
 
 export interface DemoStackOptions {
   fast: boolean;
-  /** Where to write the admin kubeconfig (removed again on stop); default: in the sandbox's data folder. */
+  /**
+   * Where to copy the admin kubeconfig for people (removed again on stop), unless that path holds a
+   * kubeconfig that is not a sandbox's or one of another running sandbox.
+   */
   kubeconfig?: string;
   /** Requests per second of the bookbuyer; default 40. */
   rps?: number;
@@ -35,7 +38,10 @@ export interface DemoStackOptions {
 
 export interface DemoStack {
   cp: ControlPlane;
+  /** The sandbox's own kubeconfig, which the demo uses. */
   kubeconfig: string;
+  /** The kubeconfig to show people: the well-known copy, or the sandbox's own when it was not written. */
+  userKubeconfig: string;
   kubectl(args: string[], input?: string): Promise<string>;
   /** The example's Rollout as the demo applies it (with --fast: short interval). */
   rolloutManifest(): Rollout;
@@ -45,6 +51,11 @@ export interface DemoStack {
   /** The demo's Prometheus, http://127.0.0.1:PORT: its UI and API answer while the demo runs. */
   prometheusUrl: string;
   bookbuyer: Bookbuyer;
+  /**
+   * Starts bookbuyer's load once the mesh routes the root Service, i.e. once Perch has written the
+   * TrafficSplit: before that a request has no backend (503), which would only puzzle a newcomer.
+   */
+  startLoad(): Promise<void>;
   stop(keepDir: boolean): Promise<void>;
 }
 
@@ -74,16 +85,7 @@ export async function startDemoStack(opts: DemoStackOptions): Promise<DemoStack>
   try {
     let building = false;
     opts.progress('starting the sandbox control plane (etcd, kube-apiserver, kube-controller-manager)');
-    if (opts.kubeconfig) {
-      const file = opts.kubeconfig;
-      // Registered first, so it runs after the control plane has stopped: a kubeconfig for a server
-      // that is gone only misleads. Left alone if it is not the sandbox's (startControlPlane refuses it).
-      started('the kubeconfig', async () => {
-        if (isSandboxKubeconfig(file)) rmSync(file, { force: true });
-      });
-    }
     const cp = await startControlPlane({
-      kubeconfig: opts.kubeconfig,
       progress: (line) => {
         if (!building) {
           building = true;
@@ -97,7 +99,15 @@ export async function startDemoStack(opts: DemoStackOptions): Promise<DemoStack>
     });
     started('the control plane', () => cp.stop());
     checkAbort();
+    // The demo itself always uses the sandbox's private kubeconfig; the well-known copy is for people.
     const kubeconfig = cp.kubeconfig;
+    let userKubeconfig = kubeconfig;
+    if (opts.kubeconfig) {
+      const published = await publishKubeconfig(kubeconfig, opts.kubeconfig);
+      started('the kubeconfig copy', async () => published.unpublish());
+      userKubeconfig = published.path;
+      if (published.skipped) opts.progress(`not writing ${opts.kubeconfig}: ${published.skipped}`);
+    }
     const kubectl = (args: string[], input?: string) =>
       runKubectlOk(cp.binaries.kubectl, kubeconfig, args, input);
 
@@ -153,10 +163,12 @@ export async function startDemoStack(opts: DemoStackOptions): Promise<DemoStack>
     checkAbort();
 
     const rps = opts.rps ?? 40;
-    opts.progress(`starting bookbuyer: ${rps} requests/s to ${root.url} (Host bookstore.bookstore)`);
+    opts.progress(
+      `bookbuyer will send ${rps} requests/s to ${root.url} (Host bookstore.bookstore) once the TrafficSplit exists`,
+    );
     const bookbuyer = startBookbuyer({
       url: `${root.url}/books-bought`,
-      rps,
+      rps: 0,
       host: 'bookstore.bookstore',
       sourceName: 'bookbuyer',
       headers: { 'x-source-namespace': 'bookbuyer', 'x-source-kind': 'Deployment' },
@@ -170,12 +182,17 @@ export async function startDemoStack(opts: DemoStackOptions): Promise<DemoStack>
     return {
       cp,
       kubeconfig,
+      userKubeconfig,
       kubectl,
       rolloutManifest: () => (opts.fast ? fastRollout(manifest) : structuredClone(manifest)),
       dir,
       controllerLog,
       prometheusUrl: prometheus.url,
       bookbuyer,
+      async startLoad() {
+        await mesh.waitForRoute(NAMESPACE, 'bookstore', (route) => route !== undefined, 30_000);
+        bookbuyer.set({ rps });
+      },
       stop,
     };
   } catch (err) {

@@ -1,6 +1,7 @@
 // What `perch demo` shows of a rollout run: a redrawn block on a terminal, one line per transition
 // otherwise (CI logs), and the summary table at the end. Pure formatting; the caller owns the stream.
 import type { Rollout } from '../../api/v1alpha1.js';
+import type { BookbuyerStats } from '../apps/bookbuyer.js';
 
 export interface RunState {
   /** "v2", "v3". */
@@ -126,4 +127,13 @@ export function summaryTable(runs: RunState[]): string {
         .trimEnd(),
     )
     .join('\n');
+}
+
+/** bookbuyer's counts: "load: 1200 sent (200:1180 500:20)". */
+export function loadLine(load: BookbuyerStats): string {
+  const answered = Object.entries(load.byCode)
+    .map(([code, n]) => `${code}:${n}`)
+    .join(' ');
+  const lost = load.failed > 0 ? ` ${load.failed} unanswered` : '';
+  return `load: ${load.sent} sent (${answered || 'none answered yet'})${lost}`;
 }
