@@ -147,3 +147,13 @@ export const ANNOTATIONS = {
 } as const;
 
 export const TRAFFIC_FINALIZER = 'perch.dev/traffic';
+
+/**
+ * The phase as people speak of it, with the reason of a pause: "Paused(Manual)". `none` when there is
+ * no phase yet. (The demo's view and kubectl perch show it alike.)
+ */
+export function phaseText(s: { phase?: string; pauseReason?: string } | undefined, none = '-'): string {
+  const phase = s?.phase;
+  if (!phase) return none;
+  return phase === 'Paused' && s.pauseReason ? `${phase}(${s.pauseReason})` : phase;
+}

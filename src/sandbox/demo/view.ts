@@ -1,6 +1,8 @@
 // What `perch demo` shows of a rollout run: a redrawn block on a terminal, one line per transition
 // otherwise (CI logs), and the summary table at the end. Pure formatting; the caller owns the stream.
-import type { Rollout } from '../../api/v1alpha1.js';
+import { phaseText as spoken, type Rollout } from '../../api/v1alpha1.js';
+
+const phaseText = (s: Pick<RunState, 'phase' | 'pauseReason'>) => spoken(s, 'Pending');
 import type { BookbuyerStats } from '../apps/bookbuyer.js';
 
 export interface RunState {
@@ -42,12 +44,6 @@ export function weightBar(weight: number | undefined, width = 10): string {
   const w = Math.max(0, Math.min(100, weight ?? 0));
   const filled = Math.round((w / 100) * width);
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(w).padStart(3)}%`;
-}
-
-/** The phase, with the reason of a pause: "Paused(Manual)". */
-export function phaseText(s: Pick<RunState, 'phase' | 'pauseReason'>): string {
-  const phase = s.phase ?? 'Pending';
-  return phase === 'Paused' && s.pauseReason ? `${phase}(${s.pauseReason})` : phase;
 }
 
 /** A person holds the run (perch.dev/paused): time that does not count against the demo's limit. */
