@@ -104,6 +104,15 @@ export async function demoCommand(argv: string[]): Promise<number> {
   // --stay: the runs ended and the summary was shown; Ctrl-C is then the normal way out.
   let stayed = false;
   const runs: RunState[] = [];
+  let summarised = false;
+  /** The summary table and the load's counts, once: when the runs end, or when the demo stops early. */
+  const summarise = () => {
+    if (summarised || runs.length === 0) return;
+    summarised = true;
+    say();
+    say(summaryTable(runs));
+    if (stack) say(loadLine(stack.bookbuyer.stats()));
+  };
   const stopBudget = giveUpAfter(
     timeoutMs,
     () => runs.some(heldByPerson),
@@ -140,9 +149,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     ok = await runBoth(stack, runs, abort.signal);
     stopBudget();
     if (values.stay && !abort.signal.aborted) {
-      say();
-      say(summaryTable(runs));
-      say(loadLine(stack.bookbuyer.stats()));
+      summarise();
       say();
       say(
         `still running (--stay): the control plane, mesh, load, Prometheus and controller. ` +
@@ -162,11 +169,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     stopBudget();
   }
 
-  if (runs.length > 0 && !stayed) {
-    say();
-    say(summaryTable(runs));
-    if (stack) say(loadLine(stack.bookbuyer.stats()));
-  }
+  summarise();
   if (stack) {
     progress('stopping the controller, bookbuyer, mesh, backends, Prometheus and the control plane');
     // A failed run keeps the controller's log to read; an interrupted one was asked to leave nothing.

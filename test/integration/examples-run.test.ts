@@ -109,6 +109,7 @@ describe('examples/ run to their expected phase (mesh, load, Prometheus, perch c
       await Promise.all([...backends.values()].map((b) => b.close()));
       for (const service of backends.keys()) mesh.removeBackend(namespace, service);
     };
+    const rollouts = kc.makeApiClient(CustomObjectsApi);
     const run: ExampleRun = {
       namespace,
       name: rollout,
@@ -118,9 +119,11 @@ describe('examples/ run to their expected phase (mesh, load, Prometheus, perch c
       phase: (want, timeoutMs = 90_000) =>
         waitFor(
           async () => {
-            const r = (await kc
-              .makeApiClient(CustomObjectsApi)
-              .getNamespacedCustomObject({ ...ROLLOUT, namespace, name: rollout })) as Rollout;
+            const r = (await rollouts.getNamespacedCustomObject({
+              ...ROLLOUT,
+              namespace,
+              name: rollout,
+            })) as Rollout;
             if (r.status?.phase === 'Failed' && want !== 'Failed')
               throw new Error(`${namespace}/${rollout} Failed: ${r.status.message}`);
             return r.status?.phase === want ? r : undefined;

@@ -20,19 +20,22 @@ const CONTEXT = 'perch-sandbox';
  */
 export function assertSandboxKubeconfigPath(file: string): void {
   if (!existsSync(file)) return;
-  let context: unknown;
-  try {
-    context = (loadYaml(readFileSync(file, 'utf8')) as { 'current-context'?: unknown } | null)?.[
-      'current-context'
-    ];
-  } catch {
-    context = undefined;
-  }
-  if (context !== CONTEXT) {
+  if (readKubeconfig(file)?.['current-context'] !== CONTEXT) {
     throw new Error(
       `--kubeconfig ${file}: the file exists and is not a Perch sandbox kubeconfig (its current-context is not "${CONTEXT}"); ` +
         'refusing to overwrite it. Give a new path, e.g. --kubeconfig /tmp/perch.kubeconfig',
     );
+  }
+}
+
+/** The parts of a kubeconfig file read here; undefined when it cannot be read or parsed. */
+function readKubeconfig(
+  file: string,
+): { 'current-context'?: unknown; clusters?: { cluster?: { server?: unknown } }[] } | undefined {
+  try {
+    return (loadYaml(readFileSync(file, 'utf8')) as ReturnType<typeof readKubeconfig> | null) ?? undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -61,19 +64,6 @@ export function kubeconfigYaml(p: KubeconfigParams): string {
 export function writeKubeconfig(file: string, p: KubeconfigParams): string {
   writeFileSync(file, kubeconfigYaml(p), { mode: 0o600 });
   return file;
-}
-
-/** The server URL of a kubeconfig's current context's cluster (the sandbox writes one of each). */
-function serverOf(file: string): string | undefined {
-  try {
-    const doc = loadYaml(readFileSync(file, 'utf8')) as {
-      clusters?: { cluster?: { server?: unknown } }[];
-    } | null;
-    const server = doc?.clusters?.[0]?.cluster?.server;
-    return typeof server === 'string' ? server : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Whether something accepts TCP connections at the URL's host and port (within `timeoutMs`). */
@@ -112,8 +102,9 @@ export async function publishKubeconfig(from: string, to: string): Promise<Publi
   } catch (err) {
     return { ...unchanged, skipped: (err as Error).message };
   }
-  const server = existsSync(to) ? serverOf(to) : undefined;
-  if (server && (await answers(server))) {
+  // A sandbox kubeconfig (or none): the one cluster the sandbox writes names its server.
+  const server = existsSync(to) ? readKubeconfig(to)?.clusters?.[0]?.cluster?.server : undefined;
+  if (typeof server === 'string' && (await answers(server))) {
     return { ...unchanged, skipped: `${to} belongs to another sandbox that is still running (${server})` };
   }
   const content = readFileSync(from, 'utf8');

@@ -38,8 +38,6 @@ export interface DemoStackOptions {
 
 export interface DemoStack {
   cp: ControlPlane;
-  /** The sandbox's own kubeconfig, which the demo uses. */
-  kubeconfig: string;
   /** The kubeconfig to show people: the well-known copy, or the sandbox's own when it was not written. */
   userKubeconfig: string;
   kubectl(args: string[], input?: string): Promise<string>;
@@ -181,7 +179,6 @@ export async function startDemoStack(opts: DemoStackOptions): Promise<DemoStack>
     const manifest = example.rollout;
     return {
       cp,
-      kubeconfig,
       userKubeconfig,
       kubectl,
       rolloutManifest: () => (opts.fast ? fastRollout(manifest) : structuredClone(manifest)),
