@@ -85,10 +85,21 @@ export interface Measurement {
   at: string;
 }
 
+/** What a run delivers: the two Services and the routing object. A change of any of them starts a new run. */
+export interface RunTarget {
+  stableService: string;
+  canaryService: string;
+  /** The routing object, as `<Kind>/<name>` (e.g. TrafficSplit/web). */
+  route: string;
+}
+
 export type PauseReason = 'Manual' | 'PauseStep' | 'AnalysisInconclusive' | 'MetricsUnavailable';
 
 export interface RolloutStatus {
+  /** The generation the controller last acted on, valid or not (kstatus reads it). */
   observedGeneration?: number;
+  /** What the current or last run delivers (SPEC §4: only a change of it starts a new run). */
+  runTarget?: RunTarget;
   phase?: Phase;
   message?: string;
   currentStepIndex?: number;
@@ -105,6 +116,8 @@ export interface RolloutStatus {
   rollback?: { phase: 'Failed' | 'Aborted'; reason: string; message: string };
   /** The phase the run had when the spec became invalid: valid again, it goes on from there (a finished run stays finished). */
   invalidFrom?: Exclude<Phase, 'Invalid'>;
+  /** When the current invalid spell began: mid-run, one longer than the progress deadline rolls back. */
+  invalidSince?: string;
   analysis?: {
     passed: number;
     failed: number;
@@ -144,6 +157,8 @@ export const ANNOTATIONS = {
   abort: 'perch.dev/abort',
   retry: 'perch.dev/retry',
   managedBy: 'perch.dev/managed-by',
+  /** Set on a routing object when its Rollout was deleted: the object outlives it, at the live version. */
+  releasedFrom: 'perch.dev/released-from',
 } as const;
 
 export const TRAFFIC_FINALIZER = 'perch.dev/traffic';

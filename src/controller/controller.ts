@@ -1,33 +1,22 @@
-// The controller's wiring: watch caches → work queue → reconcile, the actuator over the k8s writers,
-// shared Prometheus clients, the metrics endpoint. Everything it keeps in memory is a cache.
+// The controller's wiring: watch caches → work queue → reconcile, with the error's kind choosing what
+// comes next. The parts live beside it: actuator, expectations, refusals, check rounds, HTTP endpoints.
 import { type KubeConfig, type KubernetesObject, type V1Service } from '@kubernetes/client-node';
-import { isDeepStrictEqual } from 'node:util';
-import {
-  ANNOTATIONS,
-  type MetricTemplate,
-  type Rollout,
-  type RolloutStatus,
-  type SmiApiVersion,
-} from '../api/v1alpha1.js';
+import { ANNOTATIONS, type MetricTemplate, type Rollout, type SmiApiVersion } from '../api/v1alpha1.js';
 import { Informer } from '../k8s/informer.js';
 import { LeaderElector } from '../k8s/leader-election.js';
 import { countKubeRequests } from '../k8s/request-metrics.js';
-import { rolloutRef, EventRecorder } from '../k8s/events.js';
-import { RolloutWriter } from '../k8s/rollout-writer.js';
-import { readSplit, TrafficRouter } from '../k8s/trafficsplit/router.js';
+import { readSplit } from '../k8s/trafficsplit/router.js';
+import { KubeActuator, WriteError } from './actuator.js';
+import { CheckRounds } from './check-rounds.js';
 import { CheckRunner } from './checks.js';
+import { Expectations } from './expectations.js';
 import { startHttpServer } from './http-server.js';
 import type { Logger } from './log.js';
-import type { CheckResult } from '../analysis/types.js';
 import { ControllerMetrics } from './metrics.js';
-import {
-  reconcile,
-  splitTarget,
-  type Actuator,
-  type ClusterView,
-  type ReconcileHooks,
-} from './reconciler.js';
-import { compileWindow, type Window } from './window.js';
+import { reconcile, splitTarget, type ClusterView, type ReconcileHooks } from './reconciler.js';
+import { Refusals } from './refusals.js';
+import { SharedByRollouts } from './shared.js';
+import { compileWindow } from './window.js';
 import { WorkQueue } from './work-queue.js';
 
 export interface ControllerOptions {
@@ -49,6 +38,8 @@ export interface ControllerOptions {
   onLeadershipLost?: () => void;
   log: Logger;
   workers?: number;
+  /** /healthz fails once a reconcile has run longer than this (default 2 min; every request times out sooner). */
+  stuckWorkerMs?: number;
 }
 
 export interface RunningController {
@@ -61,22 +52,9 @@ const ROLLOUTS = { apiVersion: 'perch.dev/v1alpha1', kind: 'Rollout', plural: 'r
 const TEMPLATES = { apiVersion: 'perch.dev/v1alpha1', kind: 'MetricTemplate', plural: 'metrictemplates' };
 const SERVICES = { apiVersion: 'v1', kind: 'Service', plural: 'services' };
 const TERMINAL = new Set(['Succeeded', 'Failed', 'Aborted']);
-/** A status write not yet seen in the cache is waited for this long at most (someone else may have written). */
-const EXPECTATION_TTL_MS = 5000;
-
-/** The status facts a reconcile depends on; the cache must show our last write of them before we decide again. */
-function fingerprint(s: RolloutStatus | undefined) {
-  return [
-    s?.observedGeneration,
-    s?.phase,
-    s?.currentStepIndex,
-    s?.canaryWeight,
-    s?.pauseReason,
-    s?.analysis?.lastCheckAt,
-    s?.analysis?.failed,
-    s?.rollback?.phase,
-  ];
-}
+const DEFAULT_STUCK_WORKER_MS = 120_000;
+/** While a routing informer has not listed yet, look again this soon (never block a worker on it). */
+const UNSYNCED_RETRY_MS = 500;
 
 export async function runController(opts: ControllerOptions): Promise<RunningController> {
   const { kubeConfig: kc, log } = opts;
@@ -92,9 +70,11 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
   const rollouts = new Informer<Rollout>(kc, { ...ROLLOUTS, namespace: ns }, informerOpts);
   const services = new Informer<V1Service>(kc, { ...SERVICES, namespace: ns }, informerOpts);
   const templates = new Informer<MetricTemplate>(kc, { ...TEMPLATES, namespace: ns }, informerOpts);
-  const splits = new Map<SmiApiVersion, { informer: Informer<KubernetesObject>; synced: Promise<void> }>();
+  const splits = new Map<SmiApiVersion, Informer<KubernetesObject>>();
 
+  // Transient errors back off with jitter, so Rollouts that failed together do not retry together.
   const queue = new WorkQueue<string>({
+    backoff: { jitter: { factor: 0.5, seed: process.pid } },
     onError: (err, k, failures) =>
       log.warn('reconcile failed; retrying with backoff', { rollout: k, failures, err }),
   });
@@ -109,108 +89,77 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     if (name) queue.add(key(o.metadata?.namespace, name));
   };
 
-  function splitInformer(apiVersion: SmiApiVersion) {
-    let entry = splits.get(apiVersion);
-    if (!entry) {
-      const informer = new Informer<KubernetesObject>(
+  /** The watch cache of one TrafficSplit version, started on first use and never awaited. */
+  function splitInformer(apiVersion: SmiApiVersion): Informer<KubernetesObject> {
+    let informer = splits.get(apiVersion);
+    if (!informer) {
+      informer = new Informer<KubernetesObject>(
         kc,
         { apiVersion, kind: 'TrafficSplit', plural: 'trafficsplits', namespace: ns },
-        informerOpts,
+        {
+          onError: (err: unknown, retryInMs: number) => {
+            // A version the cluster does not serve is reported on its Rollouts, not logged as a failure.
+            if (informer?.state() !== 'notServed') informerOpts.onError(err, retryInMs);
+          },
+        },
       );
       informer.onAdd(enqueueOwner).onUpdate(enqueueOwner).onDelete(enqueueOwner);
-      entry = { informer, synced: informer.start() };
-      splits.set(apiVersion, entry);
+      // Served or not any more (a CRD installed or removed): every Rollout looks again.
+      informer.onStateChange(() => enqueueNamespace(undefined));
+      splits.set(apiVersion, informer);
+      void informer.start();
     }
-    return entry;
+    return informer;
   }
 
-  const windows = new Map<string, ReturnType<typeof compileWindow>>();
-  const router = new TrafficRouter(kc);
-  const writer = new RolloutWriter(kc);
-  const recorder = new EventRecorder(kc, {
-    onError: (err, ev) => log.warn('could not record an Event', { reason: ev.reason, err: err.message }),
-  });
-  const checks = new CheckRunner({ defaultAddress: opts.prometheusUrl, onOutcome: metrics.countQuery });
+  const expectations = new Expectations();
+  const refusals = new Refusals();
+  const looked = new Set<string>();
+  const windows = new SharedByRollouts<ReturnType<typeof compileWindow>>();
+  const actuator = new KubeActuator(kc, expectations, (err, reason) =>
+    log.warn('could not record an Event', { reason, err: err.message }),
+  );
+  const runner = new CheckRunner({ defaultAddress: opts.prometheusUrl, onOutcome: metrics.countQuery });
 
   const view: ClusterView = {
     rollout: (namespace, name) => rollouts.get(name, namespace),
     serviceExists: (namespace, name) => services.get(name, namespace) !== undefined,
     metricTemplate: (namespace, name) => templates.get(name, namespace),
-    trafficSplit: (apiVersion, namespace, name) => splitInformer(apiVersion).informer.get(name, namespace),
+    trafficSplit: (apiVersion, namespace, name) => splitInformer(apiVersion).get(name, namespace),
+    trafficSplitServed: (apiVersion) => splitInformer(apiVersion).state(),
     readSplit: (obj, target) => readSplit(obj, target),
     window(rollout, now) {
+      const k = key(rollout.metadata?.namespace, rollout.metadata?.name);
       const w = rollout.spec.window;
-      if (!w) return { open: true };
+      if (!w) {
+        windows.release(k);
+        return { open: true };
+      }
       const id = `${w.schedule}\u0000${w.timeZone ?? ''}`;
-      let compiled = windows.get(id);
-      if (!compiled) windows.set(id, (compiled = compileWindow(w)));
-      return compiled.ok ? (compiled.value as Window).state(now) : { error: compiled.error.message };
+      const compiled = windows.acquire(k, id, () => compileWindow(w));
+      windows.settle(k, new Set([id]));
+      return compiled.ok ? compiled.value.state(now) : { error: compiled.error.message };
     },
   };
 
-  const fail = (what: string, error: { message: string; kind?: string }): never => {
-    throw new Error(`${what}: ${error.kind ? `${error.kind}: ` : ''}${error.message}`);
-  };
-  const act: Actuator = {
-    async patchStatus(rollout, before, after) {
-      const r = await writer.patchStatus(
-        rollout.metadata!.namespace!,
-        rollout.metadata!.name!,
-        before,
-        after,
-      );
-      return r.ok ? r.value : fail('status patch', r.error);
+  const rounds = new CheckRounds(runner, {
+    done: (k) => queue.add(k),
+    failed: (k, err) => {
+      log.error('a round of checks failed unexpectedly', { rollout: k, err });
+      queue.addRateLimited(k);
     },
-    async setWeights(target, canaryWeight, current) {
-      const r = await router.setWeights(target, canaryWeight, current);
-      return r.ok ? r.outcome : fail(`TrafficSplit ${target.namespace}/${target.name}`, r.error);
-    },
-    event: (rollout, type, reason, message) => recorder.record(rolloutRef(rollout), type, reason, message),
-    async clearAnnotations(rollout, keys) {
-      const r = await writer.clearAnnotations(rollout.metadata!.namespace!, rollout.metadata!.name!, keys);
-      if (!r.ok) fail('annotation removal', r.error);
-    },
-    async addFinalizer(rollout) {
-      const r = await writer.addFinalizer(rollout);
-      if (!r.ok) fail('adding the finalizer', r.error);
-    },
-    async removeFinalizer(rollout) {
-      const r = await writer.removeFinalizer(rollout);
-      if (!r.ok) fail('removing the finalizer', r.error);
-    },
-  };
-
-  // Checks run beside the work queue, never in it: a slow or unreachable Prometheus (5 s timeouts)
-  // must not hold the workers that abort, roll back or delete other Rollouts. A reconcile that finds
-  // a round due starts it and goes on without it; the finished round brings the Rollout back.
-  const rounds = new Map<string, { due: string; results?: CheckResult[] }>();
-  const checksFor = async (rollout: Rollout, now: Date): Promise<CheckResult[]> => {
-    const k = key(rollout.metadata?.namespace, rollout.metadata?.name);
-    const due = `${rollout.status?.observedGeneration}/${rollout.status?.analysis?.nextCheckAt ?? ''}`;
-    const round = rounds.get(k);
-    if (round?.due === due) {
-      if (!round.results) return []; // still asking Prometheus
-      rounds.delete(k);
-      return round.results;
-    }
-    const started: { due: string; results?: CheckResult[] } = { due };
-    rounds.set(k, started);
-    void checks.run(rollout, view, now).then(
-      (results) => {
-        started.results = results;
-        queue.add(k);
-      },
-      (err: unknown) => {
-        rounds.delete(k);
-        log.error('a round of checks failed unexpectedly', { rollout: k, err });
-        queue.addRateLimited(k);
-      },
-    );
-    return [];
-  };
+  });
 
   const hooks: ReconcileHooks = {
-    checks: checksFor,
+    checks: async (rollout, now) =>
+      rounds.take(key(rollout.metadata?.namespace, rollout.metadata?.name), rollout, view, now),
+    firstLook: (rollout) => !looked.has(key(rollout.metadata?.namespace, rollout.metadata?.name)),
+    refused: (rollout, route) =>
+      refusals.current(
+        key(rollout.metadata?.namespace, rollout.metadata?.name),
+        route,
+        rollout.metadata?.generation,
+      ),
     observed(rollout, before, after, made) {
       const namespace = rollout.metadata?.namespace ?? '';
       const name = rollout.metadata?.name ?? '';
@@ -223,75 +172,92 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     },
   };
 
-  // Our own writes, until the cache shows them: deciding on an older status could repeat a step, and
-  // seeing a one-shot annotation we already removed would report it ignored.
-  type Expectation = { status?: RolloutStatus; cleared?: string[]; canaryWeight?: number };
-  const expected = new Map<string, Expectation & { at: number }>();
-  const expect = (k: string, what: Expectation) =>
-    expected.set(k, { ...expected.get(k), ...what, at: Date.now() });
-  const cacheBehind = (rollout: Rollout, w: Expectation) => {
-    if (w.status !== undefined && !isDeepStrictEqual(fingerprint(rollout.status), fingerprint(w.status)))
-      return true;
-    if ((w.cleared ?? []).some((a) => rollout.metadata?.annotations?.[a] !== undefined)) return true;
-    if (w.canaryWeight === undefined) return false;
-    const target = splitTarget(rollout);
-    const split = view.trafficSplit(target.apiVersion, target.namespace, target.name);
-    const read = split && readSplit(split, target);
-    return !read || !read.asPlanned || read.canaryWeight !== w.canaryWeight;
-  };
+  /** A Rollout that is gone: nothing of it stays in memory. */
+  function forget(k: string, namespace: string, name: string): void {
+    metrics.forgetRollout(namespace, name);
+    expectations.forget(k);
+    refusals.forget(k);
+    rounds.forget(k);
+    looked.delete(k);
+    windows.release(k);
+  }
+
+  /** The error's kind chooses what comes next (DESIGN, principle 5). */
+  function failed(k: string, rollout: Rollout, route: KubernetesObject | undefined, err: unknown): void {
+    if (!(err instanceof WriteError)) {
+      log.error('reconcile failed: a bug; retrying with backoff', { rollout: k, err });
+      throw err;
+    }
+    switch (err.kind) {
+      case 'conflict': {
+        // Decide again now, on fresh state: at once if the cache already shows the newer version,
+        // else when its watch event arrives (it must: the conflict proved it exists).
+        queue.forget(k);
+        const fresh = rollouts.get(rollout.metadata!.name!, rollout.metadata!.namespace);
+        if (fresh && !expectations.behind(k, fresh, route)) queue.add(k);
+        log.debug('write conflict; deciding again on fresh state', { rollout: k, err: err.message });
+        return;
+      }
+      case 'invalid':
+      case 'forbidden':
+        queue.forget(k);
+        if (err.object === 'route' && err.canaryWeight !== undefined) {
+          // Refused (an admission webhook, a 422): shown on the Rollout, not sent again until something
+          // changes; the progress deadline ends a run whose weight can never be written.
+          refusals.record(k, err.canaryWeight, err.error.message, route, rollout.metadata?.generation);
+          void actuator.event(rollout, 'Warning', 'TrafficRefused', err.message);
+          queue.add(k);
+          return;
+        }
+        log.error('the API server refused a write; waiting for the Rollout to change', {
+          rollout: k,
+          err: err.message,
+        });
+        return;
+      case 'notFound':
+      case 'notOwned':
+        // The cache was behind (the object went away, or is someone else's): its watch event brings the key back.
+        queue.forget(k);
+        log.debug('write found the object changed', { rollout: k, err: err.message });
+        return;
+      case 'bug':
+        log.error('reconcile failed: a bug; retrying with backoff', { rollout: k, err: err.message });
+        throw err;
+      case 'transient':
+        throw err;
+    }
+  }
 
   async function handle(k: string): Promise<void> {
     const [namespace, name] = k.split('/') as [string, string];
     const rollout = rollouts.get(name, namespace);
-    if (!rollout) {
-      metrics.forgetRollout(namespace, name);
-      expected.delete(k);
-      rounds.delete(k);
-      return;
-    }
-    const waiting = expected.get(k);
-    if (waiting) {
-      if (cacheBehind(rollout, waiting) && Date.now() - waiting.at < EXPECTATION_TTL_MS) {
-        // The watch event for our write brings this key back; the delay covers a write that never shows.
-        queue.addAfter(k, 250);
-        return;
-      }
-      expected.delete(k);
-    }
-    const apiVersion = rollout.spec.trafficRouting?.smi?.apiVersion ?? 'split.smi-spec.io/v1alpha2';
-    await splitInformer(apiVersion).synced;
+    if (!rollout) return forget(k, namespace, name);
+    const target = splitTarget(rollout);
+    const split = splitInformer(target.apiVersion);
+    if (split.state() === 'unknown') return queue.addAfter(k, UNSYNCED_RETRY_MS);
+    const route = split.get(target.name, target.namespace);
+    // Never decide on a cache older than our own last write; the watch event brings the key back.
+    if (expectations.behind(k, rollout, route)) return;
     const end = metrics.reconcileDuration.startTimer();
-    const before = rollout.status;
-    const result = await reconcile(
-      rollout,
-      view,
-      {
-        ...act,
-        async patchStatus(r, b, after) {
-          const wrote = await act.patchStatus(r, b, after);
-          if (wrote) expect(k, { status: after });
-          return wrote;
-        },
-        async setWeights(target, canaryWeight, current) {
-          const outcome = await act.setWeights(target, canaryWeight, current);
-          if (outcome !== 'unchanged') expect(k, { canaryWeight });
-          return outcome;
-        },
-        async clearAnnotations(r, keys) {
-          await act.clearAnnotations(r, keys);
-          expect(k, { cleared: keys });
-        },
-      },
-      hooks,
-    );
-    end();
+    let result;
+    try {
+      result = await reconcile(rollout, view, actuator.for(k, rollout), hooks);
+    } catch (err) {
+      return failed(k, rollout, route, err);
+    } finally {
+      end();
+    }
+    looked.add(k);
     queue.forget(k);
     // While a round of checks is out, its due time has passed: do not spin on it, the round's end requeues.
-    const asking = rounds.get(k) !== undefined && !rounds.get(k)!.results;
     if (result.requeueAfterMs !== undefined) {
-      queue.addAfter(k, asking ? Math.max(result.requeueAfterMs, 1000) : result.requeueAfterMs);
+      queue.addAfter(k, rounds.asking(k) ? Math.max(result.requeueAfterMs, 1000) : result.requeueAfterMs);
     }
-    log.debug('reconciled', { rollout: k, phase: before?.phase, requeueAfterMs: result.requeueAfterMs });
+    log.debug('reconciled', {
+      rollout: k,
+      phase: rollout.status?.phase,
+      requeueAfterMs: result.requeueAfterMs,
+    });
   }
 
   const onRollout = (r: Rollout) => queue.add(key(r.metadata?.namespace, r.metadata?.name));
@@ -304,7 +270,21 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
 
   let synced = false;
   let standby = false;
-  const http = await startHttpServer(opts.metricsAddr, metrics.registry, () => synced || standby);
+  const stuckMs = opts.stuckWorkerMs ?? DEFAULT_STUCK_WORKER_MS;
+  const http = await startHttpServer(
+    opts.metricsAddr,
+    metrics.registry,
+    () => synced || standby,
+    () => {
+      const running = queue.stats().longestRunningMs;
+      return running > stuckMs
+        ? {
+            ok: false,
+            reason: `a worker has been reconciling one Rollout for ${Math.round(running / 1000)} s`,
+          }
+        : { ok: true };
+    },
+  );
   log.info('serving metrics', { address: http.address });
   let elector: LeaderElector | undefined;
   if (opts.leaderElect) {
@@ -324,11 +304,10 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     standby = false;
     log.info('started leading', { lease: `${le.namespace}/${le.name}`, identity: elector.identity });
   }
-  await Promise.all([
-    services.start(),
-    templates.start(),
-    splitInformer('split.smi-spec.io/v1alpha2').synced,
-  ]);
+  // The default SMI version's cache starts now; no version's sync is awaited (one the cluster does
+  // not serve would never sync): reconciles ask its state instead.
+  splitInformer('split.smi-spec.io/v1alpha2');
+  await Promise.all([services.start(), templates.start()]);
   await rollouts.start();
   synced = true;
   queue.run(opts.workers ?? 4, handle);
@@ -338,8 +317,7 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     metricsAddress: http.address,
     async stop() {
       await queue.shutdown();
-      for (const i of [rollouts, services, templates, ...[...splits.values()].map((s) => s.informer)])
-        i.stop();
+      for (const i of [rollouts, services, templates, ...splits.values()]) i.stop();
       await elector?.release();
       await http.close();
       stopCounting();

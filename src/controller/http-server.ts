@@ -1,4 +1,5 @@
-// The controller's HTTP endpoints: /metrics (prom-client), /healthz (alive), /readyz (caches synced).
+// The controller's HTTP endpoints: /metrics (prom-client), /healthz (alive: no worker stuck),
+// /readyz (caches synced).
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 
@@ -19,10 +20,14 @@ export function parseListenAddress(addr: string): { host: string | undefined; po
   return { host, port };
 }
 
+/** What /healthz answers: ok, or why not (a kubelet restarts a process whose liveness fails). */
+export type Health = { ok: true } | { ok: false; reason: string };
+
 export async function startHttpServer(
   addr: string,
   registry: Registry,
   ready: () => boolean,
+  health: () => Health = () => ({ ok: true }),
 ): Promise<HttpServer> {
   const { host, port } = parseListenAddress(addr);
   const server: Server = createServer((req, res) => {
@@ -39,8 +44,9 @@ export async function startHttpServer(
         },
       );
     } else if (path === '/healthz') {
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end('ok');
+      const h = health();
+      res.writeHead(h.ok ? 200 : 503, { 'content-type': 'text/plain' });
+      res.end(h.ok ? 'ok' : h.reason);
     } else if (path === '/readyz') {
       const ok = ready();
       res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' });

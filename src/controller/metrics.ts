@@ -71,13 +71,33 @@ export class ControllerMetrics {
     this.weight.set({ namespace, name }, canaryWeight ?? 0);
   }
 
+  /** Every series of a Rollout that is gone: a controller that outlives many Rollouts must not grow. */
   forgetRollout(namespace: string, name: string): void {
     for (const phase of PHASES) this.info.remove({ namespace, name, phase });
     this.weight.remove({ namespace, name });
+    const key = `${namespace}/${name}`;
+    for (const [metric, verdict] of this.checkSeries.get(key)?.values() ?? [])
+      this.checks.remove({ namespace, name, metric, verdict });
+    this.checkSeries.delete(key);
   }
 
+  /** The (metric, verdict) pairs counted per Rollout, so forgetRollout can remove exactly those. */
+  private readonly checkSeries = new Map<string, Map<string, [string, string]>>();
+
   countChecks(namespace: string, name: string, checks: readonly CheckResult[]): void {
-    for (const c of checks) this.checks.inc({ namespace, name, metric: c.metric, verdict: c.verdict });
+    if (checks.length === 0) return;
+    const key = `${namespace}/${name}`;
+    let series = this.checkSeries.get(key);
+    if (!series) this.checkSeries.set(key, (series = new Map()));
+    for (const c of checks) {
+      this.checks.inc({ namespace, name, metric: c.metric, verdict: c.verdict });
+      series.set(`${c.metric}\u0000${c.verdict}`, [c.metric, c.verdict]);
+    }
+  }
+
+  /** How many Rollouts have series now (for tests of forgetRollout). */
+  rolloutsWithSeries(): number {
+    return this.checkSeries.size;
   }
 
   countRun(namespace: string, outcome: Phase, seconds: number | undefined): void {

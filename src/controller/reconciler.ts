@@ -7,8 +7,10 @@ import {
   TRAFFIC_FINALIZER,
   type Rollout,
   type RolloutStatus,
+  type RunTarget,
   type SmiApiVersion,
 } from '../api/v1alpha1.js';
+import type { ServedState } from '../k8s/informer.js';
 import type { ObservedSplit, SplitTarget } from '../k8s/trafficsplit/router.js';
 import { checksDue, decide } from '../machine/decide.js';
 import type { Effect, Observation } from '../machine/types.js';
@@ -18,28 +20,39 @@ import { rootServiceName, validateRollout, type Lookups } from './validate.js';
 export interface ClusterView extends Lookups {
   rollout(namespace: string, name: string): Rollout | undefined;
   trafficSplit(apiVersion: SmiApiVersion, namespace: string, name: string): KubernetesObject | undefined;
+  /** Whether the cluster serves this TrafficSplit version (its watch cache answers the rest). */
+  trafficSplitServed(apiVersion: SmiApiVersion): ServedState;
   /** The TrafficSplit read for the machine: weights, what Perch last wrote, whose it is. */
   readSplit(obj: KubernetesObject, target: SplitTarget): ObservedSplit;
   /** The promotion window's state now; an error value when the spec's window is not valid. */
   window(rollout: Rollout, now: number): Observation['window'] | { error: string };
 }
 
-/** The writes the reconciler makes. Each is idempotent and sends nothing when there is nothing to change. */
+/**
+ * The writes the reconciler makes. Each is idempotent and sends nothing when there is nothing to change.
+ * A write that fails throws a WriteError, whose kind tells the controller how to go on.
+ */
 export interface Actuator {
-  patchStatus(rollout: Rollout, before: RolloutStatus | undefined, after: RolloutStatus): Promise<boolean>;
+  /** The Rollout's resourceVersion after the write, or undefined when nothing was sent. */
+  patchStatus(rollout: Rollout, before: RolloutStatus | undefined, after: RolloutStatus): Promise<unknown>;
   setWeights(
     target: SplitTarget,
     canaryWeight: number,
     current: KubernetesObject | undefined,
   ): Promise<unknown>;
+  releaseTraffic(target: SplitTarget, current: KubernetesObject): Promise<unknown>;
   event(rollout: Rollout, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
-  clearAnnotations(rollout: Rollout, keys: string[]): Promise<void>;
+  clearAnnotations(rollout: Rollout, keys: string[]): Promise<unknown>;
   addFinalizer(rollout: Rollout): Promise<void>;
   removeFinalizer(rollout: Rollout): Promise<void>;
 }
 
 export interface ReconcileHooks {
   checks(rollout: Rollout, now: Date): Promise<CheckResult[]>;
+  /** Whether this is the controller's first look at the Rollout since it started (or became leader). */
+  firstLook?(rollout: Rollout): boolean;
+  /** A weight the API server refused for this Rollout, while nothing it depended on has changed. */
+  refused?(rollout: Rollout, route: KubernetesObject | undefined): Observation['refused'];
   /** After each reconcile: metrics. */
   observed?(
     rollout: Rollout,
@@ -71,6 +84,36 @@ export function splitTarget(rollout: Rollout): SplitTarget {
 
 const flag = (rollout: Rollout, key: string) => rollout.metadata?.annotations?.[key] === 'true';
 
+/** What the run delivers, as the machine compares it (SPEC §4: a change starts a new run). */
+export function runTarget(target: SplitTarget): RunTarget {
+  return {
+    stableService: target.stableService,
+    canaryService: target.canaryService,
+    route: `TrafficSplit/${target.name}`,
+  };
+}
+
+/** The routing object's state for the machine: served by the cluster, and Perch's to write. */
+function routingOf(
+  target: SplitTarget,
+  served: ServedState,
+  read: ObservedSplit | undefined,
+): Observation['routing'] {
+  if (served === 'notServed')
+    return {
+      ok: false,
+      reason: 'NotServed',
+      message: `spec.trafficRouting.smi.apiVersion: ${target.apiVersion} TrafficSplit is not served by this cluster; name a version its mesh installs (e.g. split.smi-spec.io/v1alpha2) or install the CRD`,
+    };
+  if (read?.owned === 'foreign')
+    return {
+      ok: false,
+      reason: 'NotOwned',
+      message: `TrafficSplit ${target.name} exists and is not Perch's: annotate it ${ANNOTATIONS.managedBy}=${target.rollout.name} to hand it over`,
+    };
+  return { ok: true };
+}
+
 export async function observe(
   rollout: Rollout,
   view: ClusterView,
@@ -79,19 +122,17 @@ export async function observe(
 ): Promise<{ obs: Observation; current: KubernetesObject | undefined; target: SplitTarget }> {
   const target = splitTarget(rollout);
   const window = view.window(rollout, now);
-  const windowError =
-    'error' in window ? { valid: false as const, reason: 'InvalidWindow', message: window.error } : undefined;
-  const validation = validateRollout(rollout, view, windowError ? [windowError] : []);
-  const current = view.trafficSplit(target.apiVersion, target.namespace, target.name);
+  const served = view.trafficSplitServed(target.apiVersion);
+  const current =
+    served === 'served' ? view.trafficSplit(target.apiVersion, target.namespace, target.name) : undefined;
   const read = current ? view.readSplit(current, target) : undefined;
-  const routing: Observation['routing'] =
-    read?.owned === 'foreign'
-      ? {
-          ok: false,
-          reason: 'NotOwned',
-          message: `TrafficSplit ${target.name} exists and is not Perch's: annotate it ${ANNOTATIONS.managedBy}=${target.rollout.name} to hand it over`,
-        }
-      : { ok: true };
+  const routing = routingOf(target, served, read);
+  const extra: Observation['validation'][] = [];
+  if ('error' in window) extra.push({ valid: false, reason: 'InvalidWindow', message: window.error });
+  // SPEC §2: a router resource the cluster does not serve makes the spec invalid, the version named.
+  if (!routing.ok && routing.reason === 'NotServed')
+    extra.push({ valid: false, reason: 'NotServed', message: routing.message });
+  const validation = validateRollout(rollout, view, extra);
   const checks =
     validation.valid && checksDue(rollout.spec, rollout.status, now)
       ? await hooks.checks(rollout, new Date(now))
@@ -102,6 +143,8 @@ export async function observe(
     obs: {
       now,
       generation: rollout.metadata?.generation ?? 1,
+      target: runTarget(target),
+      firstLook: hooks.firstLook?.(rollout) ?? false,
       validation,
       deleting: !!rollout.metadata?.deletionTimestamp,
       annotations: {
@@ -116,8 +159,11 @@ export async function observe(
         canaryWeight: read.canaryWeight,
         lastWritten: read.lastWritten,
         asPlanned: read.asPlanned,
+        ownedByRef: read.owned === 'owner',
       },
+      refused: hooks.refused?.(rollout, current),
       stableServiceExists: view.serviceExists(target.namespace, target.stableService),
+      canaryServiceExists: view.serviceExists(target.namespace, target.canaryService),
       routing,
       window: 'error' in window ? { open: true } : window,
     },
@@ -155,10 +201,12 @@ export async function reconcile(
   // 4. one-shot annotations removed: a crash before their removal shows the machine an annotation for
   //    a transition already made, which it counts as acted on (abort, promote) or ignores and removes
   //    (retry), or which cannot skip a pause (resume only ends a pause already in effect).
-  // 5. the finalizer, last of all, and only once stable has 100%.
+  // 5. on deletion: the live version's weight, then the release of the routing object, then the
+  //    finalizer, last of all: a failure anywhere keeps the Rollout (and the finalizer) for a retry.
   if (!deleting) await act.patchStatus(rollout, rollout.status, decision.status);
   for (const e of by('event')) await act.event(rollout, e.eventType, e.reason, e.message);
   for (const e of by('setWeights')) await act.setWeights(target, e.canaryWeight, current);
+  if (by('releaseTraffic').length > 0 && current) await act.releaseTraffic(target, current);
   const cleared = by('clearAnnotation').map((e) => e.key);
   if (cleared.length > 0) await act.clearAnnotations(rollout, cleared);
   if (by('removeFinalizer').length > 0) await act.removeFinalizer(rollout);

@@ -39,6 +39,8 @@ export interface WorkQueueStats {
   failures: number;
   /** How long the longest-waiting key has been waiting to be handled (queued, or re-added while running); 0 when none. */
   longestWaitMs: number;
+  /** How long the longest-running handler has been running; 0 when none runs. A stuck worker shows here. */
+  longestRunningMs: number;
 }
 
 export type Handler<K> = (key: K) => Promise<void>;
@@ -59,7 +61,8 @@ export class WorkQueue<K = string> {
   private readonly queue = new Set<K>();
   /** Keys that need a run: those in `queue`, plus those added again while a handler has them. */
   private readonly dirty = new Set<K>();
-  private readonly processing = new Set<K>();
+  /** Keys a handler has now → when it took them; insertion order makes the first entry the oldest. */
+  private readonly processing = new Map<K, number>();
   /** Dirty key → when it became dirty; insertion order makes the first entry the oldest. */
   private readonly waitingSince = new Map<K, number>();
   private readonly failureCounts = new Map<K, number>();
@@ -139,7 +142,9 @@ export class WorkQueue<K = string> {
 
   stats(): WorkQueueStats {
     const oldest = this.waitingSince.values().next();
+    const running = this.processing.values().next();
     return {
+      longestRunningMs: running.done ? 0 : Math.max(0, this.clock.now() - running.value),
       depth: this.queue.size,
       delayed: this.timers.size(),
       inFlight: this.processing.size,
@@ -207,7 +212,7 @@ export class WorkQueue<K = string> {
         this.queue.delete(key);
         this.dirty.delete(key);
         this.waitingSince.delete(key);
-        this.processing.add(key);
+        this.processing.set(key, this.clock.now());
         return key;
       }
       await new Promise<void>((wake) => this.idle.push(wake));

@@ -41,6 +41,17 @@ export interface InformerStats {
 
 type Handler<T> = (obj: T) => void;
 
+/**
+ * unknown: no list has answered yet; served: the last list succeeded; notServed: the API server answered
+ * 404 for the resource itself (its group/version is not installed), so reads cannot wait for a sync.
+ */
+export type ServedState = 'unknown' | 'served' | 'notServed';
+
+function notServed(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown };
+  return e?.code === 404 || String(e?.message ?? '').startsWith('Unrecognized API version and kind');
+}
+
 export function resourcePath(ref: ResourceRef): string {
   const base = ref.apiVersion.includes('/') ? `/apis/${ref.apiVersion}` : `/api/${ref.apiVersion}`;
   return ref.namespace ? `${base}/namespaces/${ref.namespace}/${ref.plural}` : `${base}/${ref.plural}`;
@@ -56,6 +67,8 @@ export class Informer<T extends KubernetesObject> {
   private syncedResolve: (() => void) | undefined;
   private readonly syncedPromise: Promise<void>;
   readonly stats: InformerStats = { lists: 0, restarts: 0 };
+  private servedState: ServedState = 'unknown';
+  private readonly stateHandlers: ((state: ServedState) => void)[] = [];
 
   constructor(
     kc: KubeConfig,
@@ -68,16 +81,26 @@ export class Informer<T extends KubernetesObject> {
     const objects = KubernetesObjectApi.makeApiClient(kc);
     const list = async (): Promise<KubernetesListObject<T>> => {
       this.stats.lists++;
-      const result = (await objects.list(
-        ref.apiVersion,
-        ref.kind,
-        ref.namespace,
-        undefined,
-        undefined,
-        undefined,
-        undefined,
-        ref.labelSelector,
-      )) as KubernetesListObject<T>;
+      let result: KubernetesListObject<T>;
+      try {
+        result = (await objects.list(
+          ref.apiVersion,
+          ref.kind,
+          ref.namespace,
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          ref.labelSelector,
+        )) as KubernetesListObject<T>;
+      } catch (err) {
+        // Discovery or the list answered 404, or the group/version is served without this kind: the
+        // resource is not served (a namespace that does not exist lists empty, it does not 404).
+        // Retries go on with backoff: installing the CRD later makes it served.
+        if (notServed(err)) this.setState('notServed');
+        throw err;
+      }
+      this.setState('served');
       this.consecutiveErrors = 0;
       // ListWatch fills its cache after this promise settles; setImmediate runs after that.
       setImmediate(() => this.syncedResolve?.());
@@ -96,6 +119,23 @@ export class Informer<T extends KubernetesObject> {
     this.stopped = false;
     void this.listWatch.start().catch((err: unknown) => this.scheduleRestart(err));
     await this.syncedPromise;
+  }
+
+  /** Whether the API server serves the resource, as the last list found. */
+  state(): ServedState {
+    return this.servedState;
+  }
+
+  /** Told when the served state changes (a CRD installed or removed, a version no longer served). */
+  onStateChange(handler: (state: ServedState) => void): this {
+    this.stateHandlers.push(handler);
+    return this;
+  }
+
+  private setState(state: ServedState): void {
+    if (state === this.servedState) return;
+    this.servedState = state;
+    for (const h of this.stateHandlers) h(state);
   }
 
   stop(): void {

@@ -86,52 +86,51 @@ export class RolloutWriter {
     this.fieldManager = opts.fieldManager ?? 'perch-controller';
   }
 
-  /** Sends what changed from `before` to `after` to /status; value: whether anything was sent. */
+  /**
+   * Sends what changed from `before` to `after` to /status. value: the Rollout's resourceVersion after
+   * the write, or undefined when nothing changed and nothing was sent.
+   */
   async patchStatus(
     namespace: string,
     name: string,
     before: RolloutStatus | undefined,
     after: RolloutStatus | undefined,
     opts: PatchStatusOptions = {},
-  ): Promise<WriteResult<boolean>> {
+  ): Promise<WriteResult<string | undefined>> {
     const diff = mergePatchDiff(before as JsonObject | undefined, after as JsonObject | undefined);
-    if (Object.keys(diff).length === 0) return { ok: true, value: false };
+    if (Object.keys(diff).length === 0) return { ok: true, value: undefined };
     const body: JsonObject = { status: diff };
     if (opts.resourceVersion) body.metadata = { resourceVersion: opts.resourceVersion };
     try {
-      await this.api.patchNamespacedCustomObjectStatus(
+      const written = (await this.api.patchNamespacedCustomObjectStatus(
         { ...ROLLOUTS, namespace, name, body, fieldManager: this.fieldManager },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      );
-      return { ok: true, value: true };
+      )) as KubernetesObject;
+      return { ok: true, value: written.metadata?.resourceVersion ?? '' };
     } catch (err) {
       return { ok: false, error: apiError(err) };
     }
   }
 
-  /** Removes annotations (the one-shots, once acted on); value: whether anything was sent. */
+  /**
+   * Removes one-shot annotations once acted on. Each removal `test`s that the annotation still reads
+   * "true", so a value someone set since is never removed unseen. value: the resourceVersion after the
+   * write, or undefined when nothing was sent.
+   */
   async clearAnnotations(
     namespace: string,
     name: string,
     keys: readonly string[],
-  ): Promise<WriteResult<boolean>> {
-    if (keys.length === 0) return { ok: true, value: false };
-    const annotations = Object.fromEntries(keys.map((k) => [k, null]));
-    try {
-      await this.api.patchNamespacedCustomObject(
-        {
-          ...ROLLOUTS,
-          namespace,
-          name,
-          body: { metadata: { annotations } },
-          fieldManager: this.fieldManager,
-        },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      );
-      return { ok: true, value: true };
-    } catch (err) {
-      return { ok: false, error: apiError(err) };
-    }
+  ): Promise<WriteResult<string | undefined>> {
+    if (keys.length === 0) return { ok: true, value: undefined };
+    const ops = keys.flatMap((k) => {
+      const path = `/metadata/annotations/${k.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+      return [
+        { op: 'test', path, value: 'true' },
+        { op: 'remove', path },
+      ];
+    });
+    return this.jsonPatch(namespace, name, ops, `annotations ${keys.join(', ')} still "true"`);
   }
 
   /**
@@ -178,16 +177,28 @@ export class RolloutWriter {
       };
     }
     const body = [{ op: 'test', path: '/metadata/resourceVersion', value: resourceVersion }, ...ops];
+    const r = await this.jsonPatch(namespace, name, body, `resourceVersion ${resourceVersion}`);
+    return r.ok ? { ok: true, value: true } : r;
+  }
+
+  /**
+   * A JSON patch whose `test` operations pin what it was computed from. kube-apiserver answers a failed
+   * `test` with 422 Invalid, not 409; here it can only mean the Rollout moved on, which is a conflict.
+   */
+  private async jsonPatch(
+    namespace: string,
+    name: string,
+    ops: object[],
+    pinned: string,
+  ): Promise<WriteResult<string>> {
     try {
-      await this.api.patchNamespacedCustomObject(
-        { ...ROLLOUTS, namespace, name, body, fieldManager: this.fieldManager },
+      const written = (await this.api.patchNamespacedCustomObject(
+        { ...ROLLOUTS, namespace, name, body: ops, fieldManager: this.fieldManager },
         setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
-      );
-      return { ok: true, value: true };
+      )) as KubernetesObject;
+      return { ok: true, value: written.metadata?.resourceVersion ?? '' };
     } catch (err) {
       const e = apiError(err);
-      // kube-apiserver answers a failed `test` op with 422 Invalid, not 409; for this patch it can only
-      // mean the Rollout moved on from the cached version, which callers handle as a conflict.
       if (e.code === 422) {
         return {
           ok: false,
@@ -195,7 +206,7 @@ export class RolloutWriter {
             kind: 'conflict',
             code: e.code,
             reason: 'Conflict',
-            message: `Rollout ${namespace}/${name} changed since resourceVersion ${resourceVersion}: ${e.message}`,
+            message: `Rollout ${namespace}/${name} changed (expected ${pinned}): ${e.message}`,
           },
         };
       }

@@ -3,10 +3,11 @@
 import { transition } from 'xstate';
 import type { Phase, RolloutSpec, RolloutStatus } from '../api/v1alpha1.js';
 import { emptyAnalysis, recordRound, worstCheck } from './checks.js';
-import { setCondition } from './conditions.js';
+import { conditions } from './conditions.js';
 import { planOf, type Plan } from './plan.js';
-import { rolloutMachine, routedAt } from './rollout-machine.js';
-import { checksRun, currentStep, holdReason, oneShotEffects } from './transitions.js';
+import { rolloutMachine } from './rollout-machine.js';
+import { deletionEffects, liveWeight, routedAt, trafficEffects } from './traffic.js';
+import { checksRun, currentStep, deadlineAt, holdReason, oneShotEffects } from './transitions.js';
 import type { Decision, Effect, Observation } from './types.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -29,9 +30,7 @@ function withRound(
   obs: Observation,
   plan: Plan,
 ): { status: RolloutStatus; effects: Effect[] } {
-  if (obs.checks.length === 0 || !ACTIVE.has(status.phase) || status.observedGeneration !== obs.generation) {
-    return { status, effects: [] };
-  }
+  if (obs.checks.length === 0 || !ACTIVE.has(status.phase)) return { status, effects: [] };
   const analysis = recordRound(
     status.analysis ?? emptyAnalysis(),
     obs.checks,
@@ -39,10 +38,10 @@ function withRound(
     iso(obs.now + plan.intervalMs),
   );
   const worst = worstCheck(obs.checks);
-  // A round that did not fail is progress for the deadline: the run is being checked, not stuck.
-  // (Error and Inconclusive rounds count too: Prometheus being down must never fail a run.)
-  const progressSince =
-    worst?.verdict !== 'Fail' && status.progressSince ? iso(obs.now) : status.progressSince;
+  // A passing round at the weight the step wants is progress toward the step's end. Checks that merely
+  // do not fail are not, and neither are passes at an older weight while the step's own is never routed.
+  const progress = worst?.verdict === 'Pass' && routedAt(obs, status.canaryWeight ?? 0);
+  const progressSince = progress && status.progressSince ? iso(obs.now) : status.progressSince;
   const effects: Effect[] =
     worst?.verdict === 'Fail'
       ? [{ type: 'event', eventType: 'Warning', reason: 'AnalysisFailed', message: worst.reason }]
@@ -51,102 +50,21 @@ function withRound(
 }
 
 /**
- * On deletion: stable 100 first, then let the Rollout go (the perch.dev/traffic finalizer). An otherwise
- * invalid spec does not stop the write while the stable Service exists: half-routed traffic is worse.
+ * What decide() works from: the stored status, with the run target recorded where a status written
+ * before it existed lacks one (adopted, not a new run), and the deadline clock moved past an outage.
  */
-function deletion(status: RolloutStatus, obs: Observation): Decision {
-  const writable =
-    obs.routing.ok &&
-    obs.traffic !== undefined &&
-    (obs.validation.valid || obs.stableServiceExists !== false);
-  if (writable && !routedAt(obs, 0))
-    return { status, effects: [{ type: 'setWeights', canaryWeight: 0, drift: false }] };
-  return { status, effects: [{ type: 'removeFinalizer' }] };
-}
-
-function trafficEffects(status: RolloutStatus, obs: Observation): Effect[] {
-  if (status.phase === 'Invalid' || !obs.routing.ok) return [];
-  const desired = status.canaryWeight ?? 0;
-  if (routedAt(obs, desired)) return [];
-  // Perch had written this very weight and it changed since: someone else's hand, undo and say so.
-  const drift = obs.traffic !== undefined && obs.traffic.lastWritten === desired;
-  const effects: Effect[] = [{ type: 'setWeights', canaryWeight: desired, drift }];
-  if (drift) {
-    effects.push({
-      type: 'event',
-      eventType: 'Warning',
-      reason: 'TrafficDrift',
-      message: `TrafficSplit weights changed outside Perch (canary ${obs.traffic!.canaryWeight}%); restoring canary ${desired}%`,
-    });
+function prologue(current: RolloutStatus | undefined, obs: Observation, plan: Plan): RolloutStatus {
+  let status = current ?? {};
+  if (!status.runTarget && status.runStartedAt) status = { ...status, runTarget: obs.target };
+  const since = status.progressSince && Date.parse(status.progressSince);
+  if (obs.firstLook && since) {
+    // Time when no controller ran does not count (SPEC §4). The status shows when one last acted:
+    // the clock start or the last check; what lies between that and now is the outage.
+    const lastSeen = Math.max(since, Date.parse(status.analysis?.lastCheckAt ?? '') || 0);
+    const outage = obs.now - lastSeen;
+    if (outage > plan.intervalMs) status = { ...status, progressSince: iso(since + outage) };
   }
-  return effects;
-}
-
-function conditions(status: RolloutStatus, obs: Observation): RolloutStatus['conditions'] {
-  const now = iso(obs.now);
-  const g = obs.generation;
-  const phase = status.phase ?? 'Pending';
-  let c = status.conditions;
-  c = setCondition(
-    c,
-    obs.validation.valid
-      ? { type: 'Valid', status: 'True', reason: 'Valid', message: 'spec is valid', observedGeneration: g }
-      : {
-          type: 'Valid',
-          status: 'False',
-          reason: obs.validation.reason,
-          message: obs.validation.message,
-          observedGeneration: g,
-        },
-    now,
-  );
-  const desired = status.canaryWeight ?? 0;
-  const routed = !obs.routing.ok
-    ? { status: 'False' as const, reason: obs.routing.reason, message: obs.routing.message }
-    : routedAt(obs, desired)
-      ? { status: 'True' as const, reason: 'Routed', message: `stable ${100 - desired}%, canary ${desired}%` }
-      : { status: 'False' as const, reason: 'Updating', message: `routing canary ${desired}%` };
-  c = setCondition(c, { type: 'TrafficRouted', ...routed, observedGeneration: g }, now);
-  const running =
-    phase === 'Progressing' || phase === 'Paused' || phase === 'Promoting' || phase === 'RollingBack';
-  const why = phase === 'Failed' || phase === 'Aborted' ? (status.rollback?.reason ?? phase) : phase;
-  c = setCondition(
-    c,
-    {
-      type: 'Progressing',
-      status: running ? 'True' : 'False',
-      reason: running ? 'RunInProgress' : why,
-      message: status.message ?? '',
-      observedGeneration: g,
-    },
-    now,
-  );
-  c = setCondition(
-    c,
-    phase === 'Paused'
-      ? {
-          type: 'Paused',
-          status: 'True',
-          reason: status.pauseReason ?? 'Manual',
-          message: status.message ?? '',
-          observedGeneration: g,
-        }
-      : { type: 'Paused', status: 'False', reason: 'NotPaused', message: '', observedGeneration: g },
-    now,
-  );
-  return setCondition(
-    c,
-    phase === 'Succeeded'
-      ? {
-          type: 'Ready',
-          status: 'True',
-          reason: 'Promoted',
-          message: status.message ?? '',
-          observedGeneration: g,
-        }
-      : { type: 'Ready', status: 'False', reason: why, message: status.message ?? '', observedGeneration: g },
-    now,
-  );
+  return status;
 }
 
 function requeue(
@@ -168,8 +86,11 @@ function requeue(
   if (after.phase === 'Paused' && step?.kind === 'pause' && step.durationMs !== undefined) {
     due.push(at(after.stepStartedAt, step.durationMs)!);
   }
-  if (after.phase === 'Progressing' && after.progressSince)
-    due.push(at(after.progressSince, plan.progressDeadlineMs + 1)!);
+  const deadline = deadlineAt(after, plan);
+  if ((after.phase === 'Progressing' || after.phase === 'Promoting') && deadline !== undefined)
+    due.push(deadline + 1 - obs.now);
+  if (after.phase === 'Invalid' && after.invalidSince && (after.canaryWeight ?? 0) > 0)
+    due.push(at(after.invalidSince, plan.progressDeadlineMs + 1)!);
   if (!obs.window.open && obs.window.nextOpenAt) due.push(obs.window.nextOpenAt - obs.now);
   if (due.length === 0) return [];
   return [{ type: 'requeueAfter', ms: Math.max(0, Math.min(...due)) }];
@@ -182,8 +103,8 @@ function stepText(status: RolloutStatus, plan: Plan): string {
 
 export function decide(spec: RolloutSpec, current: RolloutStatus | undefined, obs: Observation): Decision {
   const plan = planOf(spec);
-  const before = current ?? {};
-  if (obs.deleting) return deletion(before, obs);
+  const before = prologue(current, obs, plan);
+  if (obs.deleting) return { status: before, effects: deletionEffects(before, obs) };
 
   const counted = withRound(before, obs, plan);
   const snapshot = rolloutMachine.resolveState({
@@ -191,7 +112,12 @@ export function decide(spec: RolloutSpec, current: RolloutStatus | undefined, ob
     context: { status: counted.status, effects: [] },
   });
   const [next] = transition(rolloutMachine, snapshot, { type: 'RECONCILE', obs, plan });
-  const decided: RolloutStatus = { ...next.context.status, phase: next.value as Phase };
+  // observedGeneration always names the generation acted on, valid or not (SPEC §4, kstatus).
+  const decided: RolloutStatus = {
+    ...next.context.status,
+    phase: next.value as Phase,
+    observedGeneration: obs.generation,
+  };
   const status: RolloutStatus = {
     ...decided,
     step: stepText(decided, plan),
@@ -222,8 +148,38 @@ export function decide(spec: RolloutSpec, current: RolloutStatus | undefined, ob
   const effects = [
     ...counted.effects,
     ...next.context.effects,
+    ...specUpdated(before, status, next.context.effects, obs, plan),
     ...trafficEffects(status, obs),
     ...oneShotEffects(obs, acted),
   ];
   return { status, effects: [...effects, ...requeue(before, status, effects, obs, plan)] };
+}
+
+/**
+ * A new generation that starts no run applies to the run where it stands (SPEC §4), or, after the run,
+ * changes nothing about traffic. Said once, in an Event, so a person sees the edit was taken.
+ */
+function specUpdated(
+  before: RolloutStatus,
+  after: RolloutStatus,
+  transitions: readonly Effect[],
+  obs: Observation,
+  plan: Plan,
+): Effect[] {
+  if (before.observedGeneration === undefined || before.observedGeneration === obs.generation) return [];
+  if (transitions.some((e) => e.type === 'event' && e.reason === 'RunStarted')) return [];
+  if (!obs.validation.valid) return [];
+  const phase = after.phase === 'Invalid' ? after.invalidFrom : after.phase;
+  const where =
+    phase === 'Succeeded' || phase === 'Failed' || phase === 'Aborted'
+      ? `the run has ended (${phase}); traffic stays on ${liveWeight(after) === 100 ? after.runTarget?.canaryService : after.runTarget?.stableService}`
+      : `it applies to the run from step ${stepText(after, plan)}, at canary ${after.canaryWeight ?? 0}%`;
+  return [
+    {
+      type: 'event',
+      eventType: 'Normal',
+      reason: 'SpecUpdated',
+      message: `generation ${obs.generation}: ${where}`,
+    },
+  ];
 }

@@ -4,6 +4,7 @@ import { and, assign, not, setup } from 'xstate';
 import type { Phase, RolloutStatus } from '../api/v1alpha1.js';
 import { latestVerdicts, worstCheck } from './checks.js';
 import type { Plan } from './plan.js';
+import { routedAt, sameTarget } from './traffic.js';
 import * as t from './transitions.js';
 import type { Effect, Observation } from './types.js';
 
@@ -24,12 +25,7 @@ type Guard = (args: GuardArgs) => boolean;
 
 const failedRound = (obs: Observation) => worstCheck(obs.checks)?.verdict === 'Fail';
 
-/** The TrafficSplit routes exactly as planned at `weight`: stable/canary only, the right root. */
-export const routedAt = (obs: Observation, weight: number) =>
-  obs.routing.ok &&
-  obs.traffic !== undefined &&
-  obs.traffic.asPlanned !== false &&
-  obs.traffic.canaryWeight === weight;
+const MID_RUN: ReadonlySet<Phase | undefined> = new Set(['Progressing', 'Paused']);
 
 const was =
   (phase: NonNullable<RolloutStatus['invalidFrom']>): Guard =>
@@ -38,7 +34,9 @@ const was =
 
 const guards = {
   invalid: ({ event }) => !event.obs.validation.valid,
-  newGeneration: ({ context, event }) => context.status.observedGeneration !== event.obs.generation,
+  // SPEC §4: only what the run delivers starts a new one; any other spec change applies to the run as it is.
+  newTarget: ({ context, event }) =>
+    context.status.runTarget !== undefined && !sameTarget(context.status.runTarget, event.obs.target),
   retryRequested: ({ event }) => event.obs.annotations.retry,
   abortRequested: ({ event }) => event.obs.annotations.abort,
   promoteRequested: ({ event }) => event.obs.annotations.promote,
@@ -48,8 +46,18 @@ const guards = {
   lastCheckFailed: ({ context, event }) =>
     [...latestVerdicts(context.status.analysis, event.plan.metrics).values()].includes('Fail'),
   deadlineExceeded: ({ context, event }) => {
-    const since = context.status.progressSince;
-    return !!since && event.obs.now - Date.parse(since) > event.plan.progressDeadlineMs;
+    const at = t.deadlineAt(context.status, event.plan);
+    return at !== undefined && event.obs.now > at;
+  },
+  // Mid-run with the canary carrying traffic, an invalid spell no longer than the deadline is held out.
+  invalidTooLong: ({ context, event }) => {
+    const since = context.status.invalidSince;
+    return (
+      MID_RUN.has(context.status.invalidFrom) &&
+      (context.status.canaryWeight ?? 0) > 0 &&
+      !!since &&
+      event.obs.now - Date.parse(since) > event.plan.progressDeadlineMs
+    );
   },
   shouldHold: ({ context, event }) => t.holdReason(context.status, event.obs, event.plan) !== undefined,
   cannotRoute: ({ context, event }) => !routedAt(event.obs, context.status.canaryWeight ?? 0),
@@ -86,8 +94,13 @@ const run = (...transitions: t.Transition[]) => ({ type: 'apply' as const, param
 
 // Candidates shared by the states of a running rollout, in priority order.
 const invalid = { guard: 'invalid', target: '#rollout.Invalid', actions: run(t.markInvalid) } as const;
+const deadline = {
+  guard: 'deadlineExceeded',
+  target: '#rollout.RollingBack',
+  actions: run(t.beginDeadlineFailure),
+} as const;
 const newRun = {
-  guard: 'newGeneration',
+  guard: 'newTarget',
   target: '#rollout.Progressing',
   reenter: true,
   actions: run(t.startRun),
@@ -109,7 +122,7 @@ const promote = {
   actions: run(t.beginPromotion),
 } as const;
 const pause = { guard: 'shouldHold', target: '#rollout.Paused', actions: run(t.hold) } as const;
-/** What every running state checks first: validity, a new generation, an abort, failures, a promote. */
+/** What every running state checks first: validity, a new target, an abort, failures, a promote. */
 const running = [invalid, newRun, abort, fail, promote] as const;
 
 export const rolloutMachine = setup({
@@ -139,6 +152,11 @@ export const rolloutMachine = setup({
     Invalid: {
       on: {
         RECONCILE: [
+          {
+            guard: and(['invalid', 'invalidTooLong']),
+            target: 'RollingBack',
+            actions: run(t.beginInvalidFailure),
+          },
           { guard: 'invalid', actions: run(t.markInvalid) },
           newRun,
           // Back to the phase it had: a finished run stays finished, a rollback finishes.
@@ -157,7 +175,7 @@ export const rolloutMachine = setup({
         RECONCILE: [
           ...running,
           pause,
-          { guard: 'deadlineExceeded', target: 'RollingBack', actions: run(t.beginDeadlineFailure) },
+          deadline,
           { guard: 'cannotRoute', actions: run(t.awaitTraffic) },
           { guard: 'windowClosed', actions: run(t.holdForWindow) },
           // Never raise the canary's weight in a round with a failed check, even one within failureLimit.
@@ -193,6 +211,7 @@ export const rolloutMachine = setup({
           newRun,
           abort,
           { guard: 'trafficOnCanary', target: 'Succeeded', actions: run(t.finishPromotion) },
+          deadline,
           { actions: run(t.awaitTraffic) },
         ],
       },

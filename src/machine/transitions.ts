@@ -1,9 +1,10 @@
 // The machine's actions as pure functions: (status, observation, plan) → next status and effects.
 // Each is one transition of SPEC §4; the xstate machine (rollout-machine.ts) decides which one runs.
-import { ANNOTATIONS, type PauseReason, type RolloutStatus } from '../api/v1alpha1.js';
+import { ANNOTATIONS, type PauseReason, type Phase, type RolloutStatus } from '../api/v1alpha1.js';
 import { emptyAnalysis, worstCheck } from './checks.js';
 import { formatDuration } from './duration.js';
 import type { Plan, PlanStep } from './plan.js';
+import { routedAt } from './traffic.js';
 import type { Decision, Effect, Observation } from './types.js';
 
 export type Transition = (status: RolloutStatus, obs: Observation, plan: Plan) => Decision;
@@ -76,10 +77,12 @@ function nextStep(status: RolloutStatus, plan: Plan, now: number): RolloutStatus
 export const startRun: Transition = (status, obs, plan) => {
   const retry = obs.annotations.retry && (status.phase === 'Failed' || status.phase === 'Aborted');
   const now = iso(obs.now);
-  const message = `run started for generation ${obs.generation}: ${plan.steps.length} steps, stable 100%`;
+  const { stableService, canaryService } = obs.target;
+  const message = `run started: ${canaryService} against ${stableService}, ${count(plan.steps.length, 'step')}, stable 100%`;
   const started: RolloutStatus = {
     ...status,
     observedGeneration: obs.generation,
+    runTarget: obs.target,
     phase: 'Progressing',
     message,
     currentStepIndex: 0,
@@ -90,6 +93,7 @@ export const startRun: Transition = (status, obs, plan) => {
     pauseReason: undefined,
     rollback: undefined,
     invalidFrom: undefined,
+    invalidSince: undefined,
     analysis: emptyAnalysis(),
   };
   return {
@@ -102,13 +106,14 @@ export const startRun: Transition = (status, obs, plan) => {
 export const markInvalid: Transition = (status, obs) => {
   if (obs.validation.valid) return { status, effects: [] };
   const changed = status.phase !== 'Invalid' || status.message !== obs.validation.message;
-  const invalidFrom = status.phase === 'Invalid' ? status.invalidFrom : status.phase;
+  const spell = status.phase === 'Invalid';
   return {
-    // The time spent invalid is not progress: the deadline clock stops, and starts again once valid.
+    // The progress clock stops while invalid; the spell has a clock of its own (invalidTooLong).
     status: {
       ...status,
       phase: 'Invalid',
-      invalidFrom,
+      invalidFrom: spell ? status.invalidFrom : (status.phase as Exclude<Phase, 'Invalid'> | undefined),
+      invalidSince: spell && status.invalidSince ? status.invalidSince : iso(obs.now),
       message: obs.validation.message,
       progressSince: undefined,
     },
@@ -139,6 +144,7 @@ export const revalidate: Transition = (status, obs, plan) => {
       ...running,
       phase,
       invalidFrom: undefined,
+      invalidSince: undefined,
       message: `spec valid again; ${finished ? `still ${phase}` : 'the run goes on'}`,
     },
     effects: [normal('Valid', `spec valid again; ${finished ? `still ${phase}` : 'the run goes on'}`)],
@@ -284,6 +290,16 @@ export const holdForWindow: Transition = (status, obs) => {
   };
 };
 
+/**
+ * When the current step fails for want of progress, or undefined while its clock is stopped: paused,
+ * outside the window, invalid, or while Prometheus errors (that pauses the run at errorLimit; it never
+ * fails a run on its own).
+ */
+export function deadlineAt(status: RolloutStatus, plan: Plan): number | undefined {
+  if (!status.progressSince || (status.analysis?.consecutiveErrors ?? 0) > 0) return undefined;
+  return Date.parse(status.progressSince) + plan.progressDeadlineMs;
+}
+
 /** Keeps the deadline clock running once the run may move again (after a pause or a closed window). */
 export const clockOn: Transition = (status, obs) => ({
   status: status.progressSince ? status : { ...status, progressSince: iso(obs.now) },
@@ -332,7 +348,8 @@ export const beginPromotion: Transition = (status, obs, plan) => {
       ...weights(100),
       currentStepIndex: plan.steps.length,
       pauseReason: undefined,
-      progressSince: undefined,
+      // Promotion is a step of its own: a weight of 100 that can never be written ends the run too.
+      progressSince: iso(obs.now),
     },
     effects: [normal('Promoting', message)],
   };
@@ -358,6 +375,8 @@ function beginRollback(
       ...weights(0),
       pauseReason: undefined,
       progressSince: undefined,
+      invalidFrom: undefined,
+      invalidSince: undefined,
       rollback: { phase, reason, message },
     },
     effects: [warning(phase === 'Aborted' ? 'Aborted' : reason, `rolling back to stable: ${message}`)],
@@ -378,12 +397,28 @@ export const beginFailure: Transition = (status, obs, plan) => {
   );
 };
 
-export const beginDeadlineFailure: Transition = (status, _obs, plan) =>
-  beginRollback(
+export const beginDeadlineFailure: Transition = (status, obs, plan) => {
+  const what =
+    status.phase === 'Promoting' ? 'the promotion to 100%' : stepLabel(status.currentStepIndex ?? 0, plan);
+  // Name what it waits for: a weight never routed (say what the API server answered) or a check.
+  const why = !routedAt(obs, status.canaryWeight ?? 0)
+    ? `: canary ${status.canaryWeight ?? 0}% never routed${obs.refused ? ` (${obs.refused.message})` : ''}`
+    : '';
+  return beginRollback(
     status,
     'Failed',
     'ProgressDeadlineExceeded',
-    `${stepLabel(status.currentStepIndex ?? 0, plan)} made no progress for ${formatDuration(plan.progressDeadlineMs)}`,
+    `${what} made no progress for ${formatDuration(plan.progressDeadlineMs)}${why}`,
+  );
+};
+
+/** Mid-run, the spec stayed invalid longer than the deadline: the canary must not carry traffic unchecked. */
+export const beginInvalidFailure: Transition = (status, obs, plan) =>
+  beginRollback(
+    { ...status, phase: status.invalidFrom },
+    'Failed',
+    'InvalidSpec',
+    `the spec was invalid for longer than ${formatDuration(plan.progressDeadlineMs)} with the canary at ${status.canaryWeight ?? 0}%: ${obs.validation.valid ? 'valid again too late' : obs.validation.message}`,
   );
 
 export const finishRollback: Transition = (status) => {

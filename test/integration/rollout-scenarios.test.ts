@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import type { Rollout, RolloutSpec, SmiApiVersion } from '../../src/api/v1alpha1.js';
 import { useController } from '../support/controller-suite.js';
 import { kubectl } from '../support/kubectl.js';
-import { analysis, canaryTraffic, HEALTHY, ROLLOUT, sharedPrometheus } from '../support/rollout-env.js';
+import { analysis, canaryTraffic, HEALTHY, sharedPrometheus } from '../support/rollout-env.js';
 
 const valid = (r: Rollout) => r.status?.conditions?.find((c) => c.type === 'Valid');
 
@@ -279,7 +279,7 @@ describe('rollout scenarios (sandbox + real Prometheus)', function () {
     }
   });
 
-  it('12a. a Rollout deleted mid-run writes stable 100 before it goes', async () => {
+  it('12a. a Rollout deleted mid-run writes stable 100, then releases the TrafficSplit, which outlives it', async () => {
     const e = await env('delete');
     await canaryTraffic(e);
     await e.createRollout('web', {
@@ -287,16 +287,14 @@ describe('rollout scenarios (sandbox + real Prometheus)', function () {
       analysis: analysis(),
     });
     await e.until('web', (r) => r.status?.pauseReason === 'PauseStep', 'at 40% in the pause');
-    await e.api.deleteNamespacedCustomObject({ ...ROLLOUT, namespace: e.ns, name: 'web' });
-    await e.splits.find(
-      (s) => s.name === 'web' && s.type === 'delete',
-      60_000,
-      'the TrafficSplit garbage-collected with its Rollout',
-    );
-    const history = e.splits.seen
-      .filter((s) => s.name === 'web' && s.type !== 'delete')
-      .map((s) => s.backends);
-    expect(history.at(-1)).to.equal('web-v1=100');
+    await e.deleteAndAwaitGarbageCollector('web');
+    const split = await e.split('web');
+    expect(split, 'the TrafficSplit outlives its Rollout').to.not.equal(undefined);
+    expect(split!.metadata?.ownerReferences ?? []).to.deep.equal([]);
+    expect(split!.metadata?.annotations?.['perch.dev/released-from']).to.equal('web');
+    const history = e.splits.seen.filter((s) => s.name === 'web').map((s) => `${s.type} ${s.backends}`);
+    expect(history.at(-1)).to.equal('update web-v1=100');
+    expect(history.filter((h) => h.startsWith('delete'))).to.deep.equal([]);
     expect(e.weights('web')).to.deep.equal([0, 40, 0]);
   });
 

@@ -299,6 +299,65 @@ describe('TrafficSplit router, Rollout writer and Events on the real API server'
       expect(again).to.have.nested.property('error.code', 409);
     });
 
+    it('patches with the resourceVersion it read: a change it has not seen answers a conflict, untouched', async () => {
+      const w = await world('router-precondition');
+      await router.setWeights(w.target, 0);
+      const read = await w.getSplit();
+      // Someone else's edit after Perch's read.
+      await custom.patchNamespacedCustomObject(
+        {
+          group: 'split.smi-spec.io',
+          version: 'v1alpha2',
+          plural: 'trafficsplits',
+          namespace: w.namespace,
+          name: 'web',
+          body: { metadata: { labels: { owner: 'someone-else' } } },
+        },
+        mergePatch,
+      );
+      const r = await router.setWeights(w.target, 10, read);
+      expect(r).to.have.nested.property('error.kind', 'conflict');
+      expect((await w.getSplit()).spec.backends).to.deep.equal([{ service: 'stable', weight: 100 }]);
+      const fresh = await w.getSplit();
+      expect(await router.setWeights(w.target, 10, fresh)).to.deep.equal({ ok: true, outcome: 'patched' });
+    });
+
+    it('releases a split: its ownerReference gone, perch.dev/released-from set, weights and other references kept', async () => {
+      const w = await world('router-release');
+      await router.setWeights(w.target, 0);
+      await router.setWeights(w.target, 100, await w.getSplit());
+      // Another owner that exists (the garbage collector drops references to owners that do not).
+      const keeper = await kc
+        .makeApiClient(CoreV1Api)
+        .createNamespacedConfigMap({ namespace: w.namespace, body: { metadata: { name: 'keeper' } } });
+      const other = { apiVersion: 'v1', kind: 'ConfigMap', name: 'keeper', uid: keeper.metadata!.uid! };
+      await custom.patchNamespacedCustomObject(
+        {
+          group: 'split.smi-spec.io',
+          version: 'v1alpha2',
+          plural: 'trafficsplits',
+          namespace: w.namespace,
+          name: 'web',
+          body: [{ op: 'add', path: '/metadata/ownerReferences/0', value: other }],
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+      );
+      const before = await w.getSplit();
+      expect(await router.release(w.target, before)).to.deep.equal({ ok: true, outcome: 'patched' });
+      const after = await w.getSplit();
+      expect(after.metadata?.ownerReferences).to.deep.equal([other]);
+      expect(after.metadata?.annotations?.['perch.dev/released-from']).to.equal('web');
+      expect(after.metadata?.annotations?.['perch.dev/managed-by']).to.equal('web');
+      expect(after.spec.backends).to.deep.equal([{ service: 'canary', weight: 100 }]);
+      // Released already: nothing to send. From a stale read whose reference index moved: a conflict.
+      const noop = await requestsDuring(() => router.release(w.target, after));
+      expect(noop.result).to.deep.equal({ ok: true, outcome: 'unchanged' });
+      expect(noop.requests).to.deep.equal([]);
+      const stale = structuredClone(before);
+      stale.metadata!.ownerReferences = [...stale.metadata!.ownerReferences!].reverse();
+      expect(await router.release(w.target, stale)).to.have.nested.property('error.kind', 'conflict');
+    });
+
     it('refuses an invalid target before sending anything', async () => {
       const w = await world('router-invalid');
       const bad = { ...w.target, rootService: `root.elsewhere.svc.cluster.local` };
@@ -326,10 +385,8 @@ describe('TrafficSplit router, Rollout writer and Events on the real API server'
         stableWeight: 90,
         step: '1/1',
       };
-      expect(await writer.patchStatus(w.namespace, 'web', undefined, first)).to.deep.equal({
-        ok: true,
-        value: true,
-      });
+      const firstWrite = await writer.patchStatus(w.namespace, 'web', undefined, first);
+      expect(firstWrite.ok && firstWrite.value).to.equal((await w.getRollout()).metadata?.resourceVersion);
       expect((await w.getRollout()).status).to.deep.equal(first);
 
       // Someone else's field, in neither `before` nor `after`: a diff leaves it, a whole-status write would not.
@@ -349,7 +406,7 @@ describe('TrafficSplit router, Rollout writer and Events on the real API server'
         canaryWeight: 20,
       };
       const sent = await requestsDuring(() => writer.patchStatus(w.namespace, 'web', first, second));
-      expect(sent.result).to.deep.equal({ ok: true, value: true });
+      expect(sent.result.ok && typeof sent.result.value).to.equal('string');
       expect(sent.requests.map((r) => [r.method, r.path.split('?')[0]])).to.deep.equal([
         ['PATCH', `/apis/perch.dev/v1alpha1/namespaces/${w.namespace}/rollouts/web/status`],
       ]);
@@ -367,7 +424,7 @@ describe('TrafficSplit router, Rollout writer and Events on the real API server'
       const same = await requestsDuring(() =>
         writer.patchStatus(w.namespace, 'web', second, structuredClone(second)),
       );
-      expect(same.result).to.deep.equal({ ok: true, value: false });
+      expect(same.result).to.deep.equal({ ok: true, value: undefined });
       expect(same.requests).to.deep.equal([]);
     });
 
@@ -400,13 +457,26 @@ describe('TrafficSplit router, Rollout writer and Events on the real API server'
         mergePatch,
       );
       const r = await writer.clearAnnotations(w.namespace, 'web', ['perch.dev/resume', 'perch.dev/promote']);
-      expect(r).to.deep.equal({ ok: true, value: true });
       const now = await w.getRollout();
+      expect(r).to.deep.equal({ ok: true, value: now.metadata?.resourceVersion });
       expect(now.metadata?.annotations).to.deep.equal({ team: 'a' });
       expect(now.metadata?.generation).to.equal(1);
       const none = await requestsDuring(() => writer.clearAnnotations(w.namespace, 'web', []));
-      expect(none.result).to.deep.equal({ ok: true, value: false });
+      expect(none.result).to.deep.equal({ ok: true, value: undefined });
       expect(none.requests).to.deep.equal([]);
+      // A one-shot someone set to something else since is not removed unseen: a conflict, nothing changed.
+      await custom.patchNamespacedCustomObject(
+        {
+          ...ROLLOUTS,
+          namespace: w.namespace,
+          name: 'web',
+          body: { metadata: { annotations: { 'perch.dev/abort': 'later' } } },
+        },
+        mergePatch,
+      );
+      const changed = await writer.clearAnnotations(w.namespace, 'web', ['perch.dev/abort']);
+      expect(changed).to.have.nested.property('error.kind', 'conflict');
+      expect((await w.getRollout()).metadata?.annotations?.['perch.dev/abort']).to.equal('later');
     });
 
     it("adds and removes perch.dev/traffic, and never loses another writer's finalizer", async () => {

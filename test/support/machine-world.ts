@@ -24,6 +24,9 @@ export class World {
   window: Observation['window'] = { open: true };
   deleting = false;
   finalizerRemoved = false;
+  released = false;
+  firstLook = false;
+  refused: Observation['refused'];
   /** The verdict every metric gets when a round is due; undefined answers nothing (no round made). */
   verdict: Verdict | undefined = 'Pass';
   value = 100;
@@ -50,11 +53,18 @@ export class World {
     return {
       now: this.now,
       generation: this.generation,
+      target: {
+        stableService: this.spec.stableService,
+        canaryService: this.spec.canaryService,
+        route: `TrafficSplit/${this.spec.trafficRouting?.smi?.trafficSplitName ?? 'web'}`,
+      },
+      firstLook: this.firstLook,
+      refused: this.refused,
       validation: this.validation,
       deleting: this.deleting,
       annotations: { ...this.annotations },
       checks,
-      traffic: this.traffic && { ...this.traffic },
+      traffic: this.traffic && { ...this.traffic, ownedByRef: !this.released },
       routing: this.routing,
       window: this.window,
     };
@@ -84,6 +94,9 @@ export class World {
         this.annotations[key] = false;
         return undefined;
       }
+      case 'releaseTraffic':
+        this.released = true;
+        return undefined;
       case 'removeFinalizer':
         this.finalizerRemoved = true;
         return undefined;

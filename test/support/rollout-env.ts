@@ -245,6 +245,54 @@ export class RolloutEnv {
     );
   }
 
+  /** The TrafficSplit `name` as the API server has it now; undefined when there is none. */
+  async split(
+    name: string,
+    apiVersion = 'split.smi-spec.io/v1alpha2',
+  ): Promise<KubernetesObject | undefined> {
+    try {
+      return (await this.api.getNamespacedCustomObject({
+        group: 'split.smi-spec.io',
+        version: apiVersion.split('/')[1]!,
+        plural: 'trafficsplits',
+        namespace: this.ns,
+        name,
+      })) as KubernetesObject;
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Deletes the Rollout and returns once the garbage collector has acted on its deletion: a ConfigMap
+   * owned by the Rollout is made first, and its removal by the collector is the sign.
+   */
+  async deleteAndAwaitGarbageCollector(name: string): Promise<void> {
+    const rollout = await this.get(name);
+    const sentinel = `${name}-gc-sentinel`;
+    await this.core.createNamespacedConfigMap({
+      namespace: this.ns,
+      body: {
+        metadata: {
+          name: sentinel,
+          ownerReferences: [
+            { apiVersion: 'perch.dev/v1alpha1', kind: 'Rollout', name, uid: rollout.metadata!.uid! },
+          ],
+        },
+      },
+    });
+    await this.api.deleteNamespacedCustomObject({ ...ROLLOUT, namespace: this.ns, name });
+    await waitFor(
+      async () =>
+        this.core
+          .readNamespacedConfigMap({ namespace: this.ns, name: sentinel })
+          .then(() => undefined)
+          .catch((err: { code?: number }) => (err.code === 404 ? true : undefined)),
+      { what: `the garbage collector to act on Rollout ${name}`, timeoutMs: 60_000, intervalMs: 250 },
+    );
+  }
+
   close(): void {
     for (const i of this.informers) i.stop();
   }

@@ -321,14 +321,64 @@ describe('machine: generations, validity, windows, deadlines', () => {
     expect(w.reasons()).to.not.include('TrafficDrift');
   });
 
-  it('on deletion writes stable 100 first, then releases the finalizer', () => {
+  it('on deletion mid-run writes stable 100 first, then releases the TrafficSplit, then the finalizer', () => {
     const w = new World(spec()).runUntil(atWeight(50));
     w.deleting = true;
     w.reconcile();
+    expect(w.last!.effects.map((e) => e.type)).to.deep.equal([
+      'setWeights',
+      'releaseTraffic',
+      'event',
+      'removeFinalizer',
+    ]);
     expect(w.traffic?.canaryWeight).to.equal(0);
-    expect(w.finalizerRemoved).to.equal(false);
-    w.reconcile();
+    expect(w.released).to.equal(true);
     expect(w.finalizerRemoved).to.equal(true);
+  });
+
+  it('on deletion after success leaves the canary, the live version, at 100 and releases it', () => {
+    const w = new World(spec()).runUntil(settled);
+    expect(w.phase()).to.equal('Succeeded');
+    const writes = w.writes.length;
+    w.deleting = true;
+    w.reconcile();
+    expect(w.writes.length).to.equal(writes);
+    expect(w.traffic?.canaryWeight).to.equal(100);
+    expect(w.released).to.equal(true);
+    expect(w.finalizerRemoved).to.equal(true);
+    expect(w.reasons().at(-1)).to.equal('TrafficReleased');
+  });
+
+  it('on deletion during an invalid spell after success keeps the canary at 100', () => {
+    const w = new World(spec()).runUntil(settled);
+    w.validation = { valid: false, reason: 'InvalidQuery', message: 'spec.analysis.metrics[0].query: bad' };
+    w.reconcile();
+    expect(w.phase()).to.equal('Invalid');
+    w.traffic = { canaryWeight: 40, lastWritten: 100 };
+    w.deleting = true;
+    w.reconcile();
+    expect(w.traffic?.canaryWeight).to.equal(100);
+    expect(w.finalizerRemoved).to.equal(true);
+  });
+
+  it('on deletion keeps the Rollout while the API server refuses the live weight', () => {
+    const w = new World(spec()).runUntil(atWeight(50));
+    w.deleting = true;
+    w.refused = { canaryWeight: 0, message: 'admission webhook "deny" denied the request' };
+    w.reconcile();
+    expect(w.last!.effects).to.deep.equal([]);
+    expect(w.finalizerRemoved).to.equal(false);
+    w.refused = undefined;
+    w.reconcile();
+    expect(w.traffic?.canaryWeight).to.equal(0);
+    expect(w.finalizerRemoved).to.equal(true);
+  });
+
+  it('on deletion of a Rollout that never created its TrafficSplit writes nothing', () => {
+    const w = new World(spec());
+    w.deleting = true;
+    w.reconcile();
+    expect(w.last!.effects).to.deep.equal([{ type: 'removeFinalizer' }]);
   });
 
   it('never writes a TrafficSplit it may not own (NotOwned)', () => {

@@ -6,6 +6,7 @@ import type { Phase } from '../../src/api/v1alpha1.js';
 import { latestVerdicts } from '../../src/machine/checks.js';
 import { planOf } from '../../src/machine/plan.js';
 import { rolloutMachine } from '../../src/machine/rollout-machine.js';
+import { liveWeight } from '../../src/machine/traffic.js';
 import { spec, World } from '../support/machine-world.js';
 
 function prng(seed: number): () => number {
@@ -63,14 +64,23 @@ describe('machine: graph walk over reachable states', function () {
           w.window = random() < 0.5 ? { open: true } : { open: false, nextOpenAt: w.now + 5000 };
         else if (r < 0.39 && w.traffic)
           w.traffic = { canaryWeight: pick([0, 33, 100]), lastWritten: w.traffic.lastWritten };
-        else if (r < 0.4) w.generation++;
-        else if (r < 0.42)
+        else if (r < 0.395) {
+          // A spec edit that delivers the same thing: other steps, limits or deadline.
+          const edited = structuredClone(pick(SPECS));
+          w.spec = { ...edited, stableService: w.spec.stableService, canaryService: w.spec.canaryService };
+          w.generation++;
+        } else if (r < 0.4) {
+          // A new version to deliver: a new run.
+          w.spec = { ...w.spec, canaryService: w.spec.canaryService === 'web-v2' ? 'web-v3' : 'web-v2' };
+          w.generation++;
+        } else if (r < 0.42)
           w.validation =
             random() < 0.5
               ? { valid: true }
               : { valid: false, reason: 'ServiceNotFound', message: 'spec.stableService: not found' };
 
         const before = w.status;
+        const eventsBefore = w.events.length;
         const promoteAsked = w.annotations.promote;
         const obs = w.observation();
         w.rounds.length = 0;
@@ -112,24 +122,43 @@ describe('machine: graph walk over reachable states', function () {
           if (e.type === 'setWeights') expect(e.canaryWeight, where).to.be.within(0, 100);
         // The canary's weight is never raised in a reconcile whose checks failed.
         if (failedRound) expect(status.canaryWeight ?? 0, where).to.be.at.most(before?.canaryWeight ?? 0);
-        // An invalid spec never touches traffic.
+        // An invalid spec never moves traffic but to roll back, after an invalid spell longer than the deadline.
         if (!obs.validation.valid)
-          expect(
-            effects.filter((e) => e.type === 'setWeights'),
-            where,
-          ).to.deep.equal([]);
-        // Succeeded only after the last step with every metric's latest check passing, or after a promote.
-        if (status.phase === 'Succeeded' && before?.phase !== 'Succeeded') {
+          for (const e of effects.filter((x) => x.type === 'setWeights'))
+            expect([e, status.phase], where).to.deep.equal([
+              { type: 'setWeights', canaryWeight: 0, drift: false },
+              'RollingBack',
+            ]);
+        // observedGeneration names the generation acted on, valid or not.
+        expect(status.observedGeneration, where).to.equal(obs.generation);
+        // The weight goes up only by a step of the run or a promotion, never by a spec edit alone.
+        if ((status.canaryWeight ?? 0) > (before?.canaryWeight ?? 0))
+          expect(w.reasons().slice(eventsBefore), where).to.satisfy((rs: string[]) =>
+            rs.some((x) => x === 'WeightChanged' || x === 'Promoting'),
+          );
+        // The live-version rule: after a run has ended, nothing but a new run (a new target, a retry)
+        // moves traffic off the live version, whatever the edits, checks and annotations.
+        const ended = (p: Phase | undefined) => p === 'Succeeded' || p === 'Failed' || p === 'Aborted';
+        const endedBefore =
+          ended(before?.phase) || (before?.phase === 'Invalid' && ended(before.invalidFrom));
+        if (endedBefore && !w.reasons().slice(eventsBefore).includes('RunStarted')) {
+          const live = liveWeight(before!);
+          expect(status.canaryWeight ?? 0, where).to.equal(live);
+          for (const e of effects) if (e.type === 'setWeights') expect(e.canaryWeight, where).to.equal(live);
+        }
+        // Promotion begins only after the last step with every metric's latest check passing, or on a
+        // promote; Succeeded only out of a promotion (whose spec may have been edited since).
+        if (status.phase === 'Promoting' && before?.phase !== 'Promoting' && !manualPromote) {
           const plan = planOf(w.spec);
           const allPass = [...latestVerdicts(status.analysis, plan.metrics).values()].every(
             (v) => v === 'Pass',
           );
-          expect(manualPromote || (status.currentStepIndex! >= plan.steps.length && allPass), where).to.equal(
-            true,
-          );
+          expect((before?.currentStepIndex ?? 0) >= plan.steps.length && allPass, where).to.equal(true);
           // Never on missing data: without a promote, at least one round of this run passed.
-          if (!manualPromote) expect(passesThisRun, where).to.be.greaterThan(0);
+          expect(passesThisRun, where).to.be.greaterThan(0);
         }
+        if (status.phase === 'Succeeded' && before?.phase !== 'Succeeded')
+          expect(before?.phase === 'Promoting' || before?.phase === 'Invalid', where).to.equal(true);
         w.now += after === undefined ? 1000 : Math.max(1, Math.min(after, 5000));
       }
     }

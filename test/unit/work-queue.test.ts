@@ -256,6 +256,24 @@ describe('WorkQueue', () => {
     expect(queue.stats().depth).to.equal(2);
   });
 
+  it('reports how long the longest-running handler has run, so /healthz can see a stuck worker', async () => {
+    const { queue, clock } = track(setup());
+    const gate = deferred();
+    queue.run(2, async (key) => {
+      if (key === 'stuck') await gate.promise;
+    });
+    expect(queue.stats().longestRunningMs).to.equal(0);
+    queue.add('stuck');
+    await settle();
+    clock.tick(90_000);
+    queue.add('quick');
+    await settle();
+    expect(queue.stats().longestRunningMs).to.equal(90_000);
+    gate.resolve();
+    await settle();
+    expect(queue.stats().longestRunningMs).to.equal(0);
+  });
+
   it('shutdown() waits for running handlers, starts no new ones, and ignores later adds', async () => {
     const { queue, clock } = track(setup());
     const gate = deferred();

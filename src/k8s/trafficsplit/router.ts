@@ -231,25 +231,70 @@ export class TrafficRouter {
     canaryWeight: number,
     current?: KubernetesObject,
   ): Promise<SetWeightsResult> {
+    const notOwned = current && this.notOwned(target, current);
+    if (notOwned) return notOwned;
     const planned = planFor(target, canaryWeight);
     if (!planned.ok) return planned;
     const { plan } = planned;
     if (!current) return this.create(target, canaryWeight, plan);
-    if (ownershipOf(current, target.rollout) === 'foreign') {
-      return {
-        ok: false,
-        error: {
-          kind: 'notOwned',
-          code: 0,
-          reason: 'NotOwned',
-          message:
-            `TrafficSplit ${target.namespace}/${target.name} is not owned by Rollout ${target.rollout.name}; ` +
-            `annotate it ${ANNOTATIONS.managedBy}=${target.rollout.name} to let Perch manage it`,
-        },
-      };
-    }
     if (routesAsPlanned(current, target, plan)) return { ok: true, outcome: 'unchanged' };
-    return this.patch(target, canaryWeight, plan);
+    return this.patch(target, canaryWeight, plan, current);
+  }
+
+  /**
+   * Deletion: drops the Rollout's ownerReference and annotates perch.dev/released-from, so the garbage
+   * collector leaves the TrafficSplit and the mesh keeps routing by it. A `test` of the reference's uid
+   * makes the removal by index safe against a concurrent edit of the list.
+   */
+  async release(target: SplitTarget, current: KubernetesObject): Promise<SetWeightsResult> {
+    const notOwned = this.notOwned(target, current);
+    if (notOwned) return notOwned;
+    const index = (current.metadata?.ownerReferences ?? []).findIndex((r) => r.uid === target.rollout.uid);
+    if (index < 0) return { ok: true, outcome: 'unchanged' };
+    const annotation = `/metadata/annotations/${ANNOTATIONS.releasedFrom.replace('/', '~1')}`;
+    const ops = [
+      { op: 'test', path: `/metadata/ownerReferences/${index}/uid`, value: target.rollout.uid },
+      { op: 'remove', path: `/metadata/ownerReferences/${index}` },
+      current.metadata?.annotations
+        ? { op: 'add', path: annotation, value: target.rollout.name }
+        : {
+            op: 'add',
+            path: '/metadata/annotations',
+            value: { [ANNOTATIONS.releasedFrom]: target.rollout.name },
+          },
+    ];
+    try {
+      await this.api.patchNamespacedCustomObject(
+        {
+          ...this.resource(target),
+          namespace: target.namespace,
+          name: target.name,
+          body: ops,
+          fieldManager: this.fieldManager,
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+      );
+      return { ok: true, outcome: 'patched' };
+    } catch (err) {
+      const e = apiError(err);
+      // A failed `test` answers 422: the references moved under us, which is a conflict, not bad input.
+      return { ok: false, error: e.code === 422 ? { ...e, kind: 'conflict' } : e };
+    }
+  }
+
+  private notOwned(target: SplitTarget, current: KubernetesObject): SetWeightsResult | undefined {
+    if (ownershipOf(current, target.rollout) !== 'foreign') return undefined;
+    return {
+      ok: false,
+      error: {
+        kind: 'notOwned',
+        code: 0,
+        reason: 'NotOwned',
+        message:
+          `TrafficSplit ${target.namespace}/${target.name} is not owned by Rollout ${target.rollout.name}; ` +
+          `annotate it ${ANNOTATIONS.managedBy}=${target.rollout.name} to let Perch manage it`,
+      },
+    };
   }
 
   private wire(plan: Plan): Record<string, unknown> {
@@ -297,11 +342,20 @@ export class TrafficRouter {
     }
   }
 
-  private async patch(target: SplitTarget, canaryWeight: number, plan: Plan): Promise<SetWeightsResult> {
+  private async patch(
+    target: SplitTarget,
+    canaryWeight: number,
+    plan: Plan,
+    current: KubernetesObject,
+  ): Promise<SetWeightsResult> {
     // Backends are an array, so the merge patch replaces them whole; the annotation rides along, so
-    // weights and the record of who wrote them change in one write.
+    // weights and the record of who wrote them change in one write. The resourceVersion read from the
+    // cache is the precondition: a change Perch has not seen answers 409, never gets overwritten.
     const body = {
-      metadata: { annotations: { [CANARY_WEIGHT_ANNOTATION]: String(canaryWeight) } },
+      metadata: {
+        resourceVersion: current.metadata?.resourceVersion,
+        annotations: { [CANARY_WEIGHT_ANNOTATION]: String(canaryWeight) },
+      },
       spec: this.wire(plan),
     };
     try {

@@ -1,0 +1,122 @@
+// The reconciler's writes over the k8s writers, one Actuator per reconcile: each write's failure is a
+// WriteError with its kind, and every version a write moves past goes to the expectations.
+import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import type { Rollout } from '../api/v1alpha1.js';
+import type { ApiErrorKind } from '../k8s/api-error.js';
+import { EventRecorder, rolloutRef } from '../k8s/events.js';
+import { RolloutWriter } from '../k8s/rollout-writer.js';
+import { TrafficRouter, type RouterError } from '../k8s/trafficsplit/router.js';
+import type { Expectations } from './expectations.js';
+import type { Actuator } from './reconciler.js';
+
+/** A write that failed. `object` says which one, so a conflict waits for the right cache. */
+export class WriteError extends Error {
+  readonly kind: ApiErrorKind | 'notOwned';
+  constructor(
+    readonly object: 'rollout' | 'route',
+    readonly doing: string,
+    readonly error: RouterError,
+    /** The canary weight a refused routing write asked for. */
+    readonly canaryWeight?: number,
+  ) {
+    super(`${doing}: ${error.code ? `${error.code} ${error.reason}: ` : ''}${error.message}`);
+    this.kind = error.kind;
+  }
+}
+
+export class KubeActuator {
+  private readonly writer: RolloutWriter;
+  private readonly router: TrafficRouter;
+  private readonly recorder: EventRecorder;
+
+  constructor(
+    kc: KubeConfig,
+    private readonly expectations: Expectations,
+    onEventError: (err: { message: string }, reason: string) => void,
+  ) {
+    this.writer = new RolloutWriter(kc);
+    this.router = new TrafficRouter(kc);
+    this.recorder = new EventRecorder(kc, { onError: (err, ev) => onEventError(err, ev.reason) });
+  }
+
+  event(rollout: Rollout, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    return this.recorder.record(rolloutRef(rollout), type, reason, message);
+  }
+
+  /**
+   * The writes of one reconcile of `rollout` as cached. Status and annotation writes carry the version
+   * they were decided on, followed through the reconcile as each write returns the next one.
+   */
+  for(key: string, rollout: Rollout): Actuator {
+    const ns = rollout.metadata!.namespace!;
+    const name = rollout.metadata!.name!;
+    let version = rollout.metadata?.resourceVersion;
+    const ex = this.expectations;
+    const moved = (next: string | undefined) => {
+      if (next === undefined) return;
+      ex.rolloutPast(key, version);
+      version = next;
+    };
+    const routeWrite = async (
+      doing: string,
+      current: KubernetesObject | undefined,
+      write: () => ReturnType<TrafficRouter['setWeights']>,
+      canaryWeight?: number,
+    ) => {
+      const r = await write();
+      if (!r.ok) {
+        if (r.error.kind === 'conflict') ex.routePast(key, current);
+        throw new WriteError('route', doing, r.error, canaryWeight);
+      }
+      if (r.outcome !== 'unchanged') ex.routePast(key, current);
+      return r.outcome;
+    };
+    return {
+      patchStatus: async (_r, before, after) => {
+        const r = await this.writer.patchStatus(ns, name, before, after, { resourceVersion: version });
+        if (!r.ok) {
+          if (r.error.kind === 'conflict') ex.rolloutPast(key, version);
+          throw new WriteError('rollout', 'status patch', r.error);
+        }
+        moved(r.value);
+        return r.value;
+      },
+      setWeights: (target, canaryWeight, current) =>
+        routeWrite(
+          `TrafficSplit ${target.namespace}/${target.name}`,
+          current,
+          () => this.router.setWeights(target, canaryWeight, current),
+          canaryWeight,
+        ),
+      releaseTraffic: (target, current) =>
+        routeWrite(`releasing TrafficSplit ${target.namespace}/${target.name}`, current, () =>
+          this.router.release(target, current),
+        ),
+      event: (r, type, reason, message) => this.event(r, type, reason, message),
+      clearAnnotations: async (_r, keys) => {
+        const r = await this.writer.clearAnnotations(ns, name, keys);
+        if (!r.ok) {
+          if (r.error.kind === 'conflict') ex.rolloutPast(key, version);
+          throw new WriteError('rollout', 'annotation removal', r.error);
+        }
+        moved(r.value);
+        return r.value;
+      },
+      addFinalizer: async (r) => {
+        const w = await this.writer.addFinalizer(r);
+        if (!w.ok) {
+          if (w.error.kind === 'conflict') ex.rolloutPast(key, version);
+          throw new WriteError('rollout', 'adding the finalizer', w.error);
+        }
+        if (w.value) ex.rolloutPast(key, version);
+      },
+      removeFinalizer: async (r) => {
+        const w = await this.writer.removeFinalizer(r);
+        if (!w.ok) {
+          if (w.error.kind === 'conflict') ex.rolloutPast(key, version);
+          throw new WriteError('rollout', 'removing the finalizer', w.error);
+        }
+      },
+    };
+  }
+}
