@@ -1,5 +1,5 @@
 // The Prometheus HTTP API's instant query (POST /api/v1/query): one request, a typed answer or a typed error.
-// No retries and no verdicts here; the caller decides what an error means for a rollout.
+// No retries and no verdicts here. An error's message never quotes the server's body: it reaches status.
 
 /** [unix seconds, value]; Prometheus sends values as strings ("0.5", "NaN", "+Inf"). */
 export type SamplePair = [number, string];
@@ -30,12 +30,20 @@ export type PrometheusErrorKind = 'unreachable' | 'timeout' | 'http' | 'bad-resp
 
 export interface PrometheusError {
   kind: PrometheusErrorKind;
-  /** One line for a person: what went wrong and where. */
+  /**
+   * One line for a person: what went wrong and where, in our words only (address, HTTP status,
+   * errorType), so it may go into status and Events.
+   */
   message: string;
   /** The HTTP status, when there was an answer. */
   status?: number;
-  /** Prometheus's own errorType (bad_data, execution, timeout, unavailable, ...), when it sent one. */
-  errorType?: string;
+  /** Prometheus's own errorType, when it sent one of the API's (PROMETHEUS_ERROR_TYPES). */
+  errorType?: PrometheusErrorType;
+  /**
+   * The start of what the server said (its `error`, or its body), on one line and at most 200
+   * characters, for a log line when debugging. Another server's text: never put it into status or Events.
+   */
+  detail?: string;
 }
 
 export type QueryResult =
@@ -60,8 +68,21 @@ export interface QueryOptions {
   time?: Date | number | string;
 }
 
+/** The errorTypes of Prometheus's HTTP API (web/api/v1): a fixed vocabulary, so safe to repeat. */
+export const PROMETHEUS_ERROR_TYPES = [
+  'timeout',
+  'canceled',
+  'execution',
+  'bad_data',
+  'internal',
+  'unavailable',
+  'not_found',
+  'not_acceptable',
+] as const;
+export type PrometheusErrorType = (typeof PROMETHEUS_ERROR_TYPES)[number];
+
 /** Prometheus's errorTypes that mean "this query is wrong", as opposed to "Prometheus is struggling". */
-const QUERY_ERROR_TYPES = new Set(['bad_data', 'execution']);
+const QUERY_ERROR_TYPES = new Set<string>(['bad_data', 'execution']);
 
 export class PrometheusClient {
   readonly address: string;
@@ -93,7 +114,6 @@ export class PrometheusClient {
     // One signal for connect, headers and body: a server that stalls mid-body is a timeout too.
     const signal = AbortSignal.timeout(this.timeoutMs);
     let status: number;
-    let statusText: string;
     let body: string;
     try {
       const res = await this.fetch(url, {
@@ -103,7 +123,6 @@ export class PrometheusClient {
         signal,
       });
       status = res.status;
-      statusText = res.statusText;
       body = await res.text();
     } catch (err) {
       if (signal.aborted) {
@@ -111,36 +130,26 @@ export class PrometheusClient {
       }
       return failure('unreachable', `Prometheus at ${this.address} is unreachable: ${networkCause(err)}`);
     }
-    return status >= 200 && status < 300
-      ? this.parseSuccess(status, body)
-      : this.parseFailure(status, statusText, body);
+    return status >= 200 && status < 300 ? this.parseSuccess(status, body) : this.parseFailure(status, body);
   }
 
   private parseSuccess(status: number, body: string): QueryResult {
     const json = parseJson(body);
-    if (!isRecord(json)) {
-      return failure(
-        'bad-response',
-        `Prometheus at ${this.address} answered ${status} without JSON: ${excerpt(body)}`,
-        {
-          status,
-        },
-      );
-    }
+    if (!isRecord(json)) return this.notTheApi(status, body);
     if (json.status === 'error') return this.apiError('query', status, json);
     if (json.status !== 'success') {
       return failure(
         'bad-response',
-        `Prometheus at ${this.address} answered with status ${JSON.stringify(json.status)}, not "success"`,
-        { status },
+        `Prometheus at ${this.address} answered ${status} with a status that is neither "success" nor "error"`,
+        { status, detail: excerpt(body) },
       );
     }
     const data = asQueryData(json.data);
     if (!data) {
       return failure(
         'bad-response',
-        `Prometheus at ${this.address} answered a data field that is not a query result: ${excerpt(JSON.stringify(json.data) ?? 'undefined')}`,
-        { status },
+        `Prometheus at ${this.address} answered ${status} with a data field that is not a query result`,
+        { status, detail: excerpt(body) },
       );
     }
     const warnings = Array.isArray(json.warnings)
@@ -149,31 +158,52 @@ export class PrometheusClient {
     return { ok: true, data, warnings };
   }
 
-  private parseFailure(status: number, statusText: string, body: string): QueryResult {
+  private parseFailure(status: number, body: string): QueryResult {
     const json = parseJson(body);
     if (isRecord(json) && json.status === 'error') {
       const kind = QUERY_ERROR_TYPES.has(String(json.errorType)) ? 'query' : 'http';
       return this.apiError(kind, status, json);
     }
-    const what = `HTTP ${status}${statusText ? ` ${statusText}` : ''}`;
-    return failure('http', `Prometheus at ${this.address} answered ${what}: ${excerpt(body)}`, { status });
+    // A proxy's error page, a login form, a 404 from something that is not Prometheus: say only the status.
+    return failure('http', `HTTP ${status} from ${this.address}`, { status, detail: excerpt(body) });
+  }
+
+  /** A 2xx whose body is not the API's JSON object (an HTML login page, a wrong path behind a proxy). */
+  private notTheApi(status: number, body: string): QueryResult {
+    return failure(
+      'bad-response',
+      `Prometheus at ${this.address} answered ${status} without the Prometheus API's JSON`,
+      { status, detail: excerpt(body) },
+    );
   }
 
   private apiError(kind: 'query' | 'http', status: number, json: Record<string, unknown>): QueryResult {
-    const errorType = typeof json.errorType === 'string' ? json.errorType : undefined;
-    const error = typeof json.error === 'string' ? json.error : 'no error message';
+    const errorType = (PROMETHEUS_ERROR_TYPES as readonly unknown[]).includes(json.errorType)
+      ? (json.errorType as PrometheusErrorType)
+      : undefined;
+    const said = [
+      errorType === undefined && typeof json.errorType === 'string' ? `errorType ${json.errorType}` : '',
+      typeof json.error === 'string' ? json.error : '',
+    ]
+      .filter(Boolean)
+      .join(': ');
+    const why = errorType ? `${errorType}, HTTP ${status}` : `HTTP ${status}`;
     const message =
       kind === 'query'
-        ? `Prometheus rejected the query: ${errorType ?? 'error'}: ${error}`
-        : `Prometheus at ${this.address} answered HTTP ${status}: ${errorType ?? 'error'}: ${error}`;
-    return failure(kind, message, { status, ...(errorType ? { errorType } : {}) });
+        ? `Prometheus at ${this.address} rejected the query (${why})`
+        : `Prometheus at ${this.address} failed the query (${why})`;
+    return failure(kind, message, {
+      status,
+      ...(errorType ? { errorType } : {}),
+      ...(said ? { detail: excerpt(said) } : {}),
+    });
   }
 }
 
 function failure(
   kind: PrometheusErrorKind,
   message: string,
-  extra: { status?: number; errorType?: string } = {},
+  extra: Pick<PrometheusError, 'status' | 'errorType' | 'detail'> = {},
 ): QueryResult {
   return { ok: false, error: { kind, message, ...extra } };
 }

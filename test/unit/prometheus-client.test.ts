@@ -1,5 +1,5 @@
-// The instant-query client against a hand-written stand-in for Prometheus on loopback:
-// each answer shape, each error kind, the timeout, a closed port, and the outcome callback.
+// The instant-query client against a hand-written stand-in for Prometheus on loopback: each answer
+// shape, each error kind (never quoting the server's body), the timeout, a closed port, the outcome callback.
 import { expect } from 'chai';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import {
@@ -24,6 +24,9 @@ function expectError(result: QueryResult, kind: PrometheusErrorKind) {
   expect(result.error.kind, result.error.message).to.equal(kind);
   return result.error;
 }
+
+/** What a hostile or broken server writes, which must never reach a message (status, Events). */
+const SERVER_TEXT = 'EVIL <script>alert(1)</script> click http://phish.example';
 
 function expectData(result: QueryResult) {
   if (!result.ok) throw new Error(`expected data, got ${result.error.kind}: ${result.error.message}`);
@@ -121,7 +124,7 @@ describe('prometheus client', () => {
     });
   }
 
-  it("reports 400 bad_data as a 'query' error with Prometheus's errorType and error", async () => {
+  it("reports 400 bad_data as a 'query' error with Prometheus's errorType, its error only in detail", async () => {
     handler = (_req, _body, res) =>
       json(res, 400, {
         status: 'error',
@@ -131,14 +134,33 @@ describe('prometheus client', () => {
     const error = expectError(await new PrometheusClient({ address }).query('sum('), 'query');
     expect(error.status).to.equal(400);
     expect(error.errorType).to.equal('bad_data');
-    expect(error.message).to.include('unclosed left parenthesis');
+    expect(error.message).to.equal(`Prometheus at ${address} rejected the query (bad_data, HTTP 400)`);
+    expect(error.detail).to.include('unclosed left parenthesis');
   });
 
   it("reports 422 execution as a 'query' error", async () => {
     handler = (_req, _body, res) =>
-      json(res, 422, { status: 'error', errorType: 'execution', error: 'too many samples' });
+      json(res, 422, { status: 'error', errorType: 'execution', error: SERVER_TEXT });
     const error = expectError(await new PrometheusClient({ address }).query('x'), 'query');
     expect(error.status).to.equal(422);
+    expect(error.message).to.equal(`Prometheus at ${address} rejected the query (execution, HTTP 422)`);
+    expect(error.detail).to.equal(SERVER_TEXT);
+  });
+
+  it('keeps an errorType only from the API vocabulary; any other is the server text, only in detail', async () => {
+    handler = (_req, _body, res) => json(res, 500, { status: 'error', errorType: SERVER_TEXT, error: 'e' });
+    const error = expectError(await new PrometheusClient({ address }).query('x'), 'http');
+    expect(error).to.not.have.property('errorType');
+    expect(error.message).to.equal(`Prometheus at ${address} failed the query (HTTP 500)`);
+    expect(error.detail).to.equal(`errorType ${SERVER_TEXT}: e`);
+  });
+
+  it('cuts the detail to one line of 200 characters', async () => {
+    handler = (_req, _body, res) =>
+      res.writeHead(502, { 'content-type': 'text/plain' }).end(`line one\nline two ${'x'.repeat(500)}`);
+    const error = expectError(await new PrometheusClient({ address }).query('x'), 'http');
+    expect(error.detail).to.match(/^line one line two x+\.\.\.$/);
+    expect(error.detail).to.have.length(203);
   });
 
   it("reports a 2xx answer with status error as a 'query' error", async () => {
@@ -148,35 +170,46 @@ describe('prometheus client', () => {
     );
   });
 
-  it("reports 503 with Prometheus's JSON as 'http', keeping errorType and error", async () => {
+  it("reports 503 with Prometheus's JSON as 'http', keeping errorType, its error only in detail", async () => {
     handler = (_req, _body, res) =>
       json(res, 503, { status: 'error', errorType: 'unavailable', error: 'TSDB not ready' });
     const error = expectError(await new PrometheusClient({ address }).query('x'), 'http');
     expect(error.status).to.equal(503);
     expect(error.errorType).to.equal('unavailable');
-    expect(error.message).to.include('503').and.include('TSDB not ready');
+    expect(error.message).to.equal(`Prometheus at ${address} failed the query (unavailable, HTTP 503)`);
+    expect(error.detail).to.equal('TSDB not ready');
   });
 
-  it("reports a plain-text 503 (a proxy in front) as 'http' with the body's start", async () => {
+  it("reports a plain-text 503 (a proxy in front) as 'http': the status and address, the body only in detail", async () => {
     handler = (_req, _body, res) =>
-      res.writeHead(503, { 'content-type': 'text/plain' }).end('upstream down\n');
+      res.writeHead(503, { 'content-type': 'text/plain' }).end(`${SERVER_TEXT}\n`);
     const error = expectError(await new PrometheusClient({ address }).query('x'), 'http');
     expect(error.status).to.equal(503);
     expect(error).to.not.have.property('errorType');
-    expect(error.message).to.include('503').and.include('upstream down');
+    expect(error.message).to.equal(`HTTP 503 from ${address}`);
+    expect(error.detail).to.equal(SERVER_TEXT);
   });
 
-  it("reports a 200 that is not JSON as 'bad-response'", async () => {
-    handler = (_req, _body, res) =>
-      res.writeHead(200, { 'content-type': 'text/html' }).end('<html>login</html>');
+  it("reports a 404 (a wrong path prefix) as 'http' without its page", async () => {
+    handler = (_req, _body, res) => res.writeHead(404, { 'content-type': 'text/html' }).end(SERVER_TEXT);
+    const error = expectError(await new PrometheusClient({ address: `${address}/wrong` }).query('x'), 'http');
+    expect(error.message).to.equal(`HTTP 404 from ${address}/wrong`);
+  });
+
+  it("reports a 200 that is not JSON as 'bad-response', without its page", async () => {
+    handler = (_req, _body, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(SERVER_TEXT);
     const error = expectError(await new PrometheusClient({ address }).query('x'), 'bad-response');
-    expect(error.message).to.include('<html>login</html>');
+    expect(error.message).to.equal(`Prometheus at ${address} answered 200 without the Prometheus API's JSON`);
+    expect(error.detail).to.equal(SERVER_TEXT);
   });
 
   for (const [what, body] of [
-    ['a status that is not success', { status: 'pending', data: { resultType: 'scalar', result: [1, '1'] } }],
+    [
+      'a status that is not success',
+      { status: SERVER_TEXT, data: { resultType: 'scalar', result: [1, '1'] } },
+    ],
     ['no data', { status: 'success' }],
-    ['an unknown resultType', { status: 'success', data: { resultType: 'histogram', result: [] } }],
+    ['an unknown resultType', { status: 'success', data: { resultType: SERVER_TEXT, result: [] } }],
     ['a scalar that is not a pair', { status: 'success', data: { resultType: 'scalar', result: ['1'] } }],
     ['a number value', { status: 'success', data: { resultType: 'scalar', result: [1, 1] } }],
     [
@@ -193,9 +226,11 @@ describe('prometheus client', () => {
     ],
     ['a JSON array', [1, 2]],
   ] as const) {
-    it(`reports ${what} as 'bad-response'`, async () => {
+    it(`reports ${what} as 'bad-response', quoting nothing the server sent`, async () => {
       handler = (_req, _body, res) => json(res, 200, body);
-      expectError(await new PrometheusClient({ address }).query('x'), 'bad-response');
+      const error = expectError(await new PrometheusClient({ address }).query('x'), 'bad-response');
+      expect(error.message).to.match(new RegExp(`^Prometheus at ${address} answered 200 (with|without) `));
+      expect(error.message).to.not.include('EVIL');
     });
   }
 
