@@ -1,6 +1,7 @@
 // The verdict of one metric check (SPEC §4) from a query's answer, a thresholdRange and onNoData.
-// Pure: the caller passes the time of the check; the reason names the metric, the value and the range.
-import type { QueryResult } from './prometheus-client.js';
+// Pure: the caller passes the time of the check; the reason names the metric, the value and the range,
+// never text Prometheus sent (a reason reaches status and Events).
+import type { QueryResult, VectorSample } from './prometheus-client.js';
 import type { CheckResult, OnNoData, ThresholdRange } from './types.js';
 
 export interface CheckInput {
@@ -54,11 +55,29 @@ export function checkMetric(input: CheckInput): CheckResult {
 
   const measured = singleValue(input.result);
   if ('error' in measured) return done('Error', `${metric}: ${measured.error}`);
+  let check: CheckResult;
   if (measured.value === undefined || Number.isNaN(measured.value)) {
     const what = measured.value === undefined ? 'returned no data' : 'is NaN (no data, e.g. no traffic)';
-    return noData(input.onNoData ?? 'inconclusive', `${metric} ${what}`, measured.value, done);
+    check = noData(input.onNoData ?? 'inconclusive', `${metric} ${what}`, measured.value, done);
+  } else {
+    check = compare(metric, measured.value, input.thresholdRange, done);
   }
-  return compare(metric, measured.value, input.thresholdRange, done);
+  const warnings = input.result.ok ? input.result.warnings.length : 0;
+  return check.verdict === 'Pass' && warnings > 0 ? partialData(check, warnings) : check;
+}
+
+/**
+ * Thanos and Cortex answer "success" with `warnings` when a store or querier did not answer: the value
+ * may miss exactly the failing pods, so it never promotes. A Fail stays a Fail: missing data cannot
+ * make a measured failure healthy. The warnings' text is another server's, so only their count is told.
+ */
+function partialData(check: CheckResult, warnings: number): CheckResult {
+  const count = warnings === 1 ? '1 warning' : `${warnings} warnings`;
+  return {
+    ...check,
+    verdict: 'Inconclusive',
+    reason: `${check.reason}, but Prometheus warned of partial data (${count}), so it is not counted as a pass`,
+  };
 }
 
 type Done = (verdict: CheckResult['verdict'], reason: string, value?: number) => CheckResult;
@@ -99,10 +118,8 @@ function singleValue(result: QueryResult): { value: number | undefined } | { err
       const [first, ...rest] = data.result;
       if (!first) return { value: undefined };
       if (rest.length > 0) {
-        const series = data.result.slice(0, 3).map((s) => formatLabels(s.metric));
-        const more = data.result.length > 3 ? ', ...' : '';
         return {
-          error: `the query returned ${data.result.length} series (${series.join(', ')}${more}); a check needs exactly one, aggregate it (e.g. sum(...))`,
+          error: `the query returned ${data.result.length} series${differingLabels(data.result)}; a check needs exactly one, aggregate it (e.g. sum(...))`,
         };
       }
       return parsed(first.value[1]);
@@ -118,12 +135,22 @@ function singleValue(result: QueryResult): { value: number | undefined } | { err
 
 function parsed(text: string): { value: number } | { error: string } {
   const value = parseSampleValue(text);
-  return value === undefined
-    ? { error: `Prometheus sent a sample value that is not a number: "${text}"` }
-    : { value };
+  return value === undefined ? { error: `Prometheus sent a sample value that is not a number` } : { value };
 }
 
-function formatLabels(labels: Record<string, string>): string {
-  const pairs = Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
-  return `{${pairs.join(', ')}}`;
+/** A label name as PromQL writes it bare; anything else (UTF-8 names, long ones) is not repeated. */
+const LABEL_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+/**
+ * " that differ in destination_name, ...": the label names to aggregate away, which is what a person needs
+ * to fix the query. Label values are not repeated: they are data from another server, of any length.
+ */
+function differingLabels(series: VectorSample[]): string {
+  const names = [...new Set(series.flatMap((s) => Object.keys(s.metric)))]
+    .filter((name) => new Set(series.map((s) => s.metric[name])).size > 1)
+    .filter((name) => LABEL_NAME.test(name))
+    .sort();
+  if (names.length === 0) return '';
+  const shown = names.slice(0, 3).join(', ');
+  return ` that differ in ${shown}${names.length > 3 ? ', ...' : ''}`;
 }

@@ -224,7 +224,7 @@ const rows: Row[] = [
     range: { min: 0 },
     verdict: 'Error',
     value: 'none',
-    reason: ['2 series', 'destination_name="d0"', 'sum('],
+    reason: ['2 series that differ in destination_name', 'sum('],
   },
   {
     rule: 'matrix',
@@ -253,7 +253,7 @@ const rows: Row[] = [
     result: one('fast'),
     verdict: 'Error',
     value: 'none',
-    reason: ['"fast"'],
+    reason: ['not a number'],
   },
 
   // Client errors
@@ -289,6 +289,25 @@ describe('check verdict', () => {
     });
   }
 
+  it("never repeats label values or a sample value Prometheus sent (they are another server's text)", () => {
+    const hostile = 'EVIL <a href="http://phish.example">';
+    const series = ok({
+      resultType: 'vector',
+      result: [
+        { metric: { destination_name: hostile, job: 'mesh', [hostile]: 'x' }, value: [T, '1'] },
+        { metric: { destination_name: 'b', job: 'mesh', [hostile]: 'y' }, value: [T, '2'] },
+      ],
+    });
+    for (const result of [series, one(hostile)]) {
+      const check = checkMetric({ metric: 'rate', result, at });
+      expect(check.verdict).to.equal('Error');
+      expect(check.reason).to.not.include('EVIL');
+    }
+    expect(checkMetric({ metric: 'rate', result: series, at }).reason).to.include(
+      'differ in destination_name;',
+    );
+  });
+
   it('reads the SPEC example reason', () => {
     const check = checkMetric({
       metric: 'request-success-rate',
@@ -298,6 +317,57 @@ describe('check verdict', () => {
     });
     expect(check.reason).to.equal('request-success-rate 80 is below the minimum 99');
     expect(check.at).to.equal(at);
+  });
+});
+
+describe('check verdict with Prometheus warnings (partial data, as Thanos and Cortex send)', () => {
+  const warned = (result: QueryResult, ...warnings: string[]): QueryResult =>
+    result.ok ? { ...result, warnings } : result;
+  const check = (result: QueryResult, range?: ThresholdRange, onNoData?: OnNoData) =>
+    checkMetric({
+      metric: 'request-success-rate',
+      result,
+      ...(range ? { thresholdRange: range } : {}),
+      ...(onNoData ? { onNoData } : {}),
+      at,
+    });
+  const partial = 'partial response: store 10.0.0.7:10901 did not answer <b>EVIL</b>';
+
+  it('turns a pass into Inconclusive, keeping the value and saying how many warnings, not what they say', () => {
+    const c = check(warned(one('99.5'), partial), { min: 99 });
+    expect(c.verdict).to.equal('Inconclusive');
+    expect(c.value).to.equal(99.5);
+    expect(c.reason).to.equal(
+      'request-success-rate 99.5 is within {min: 99}, but Prometheus warned of partial data (1 warning), so it is not counted as a pass',
+    );
+  });
+
+  it('counts several warnings', () => {
+    const c = check(warned(scalar('100'), partial, partial), { min: 99 });
+    expect(c.verdict).to.equal('Inconclusive');
+    expect(c.reason).to.include('(2 warnings)').and.not.include('EVIL');
+  });
+
+  it('keeps a fail a fail: missing data cannot make a measured failure healthy', () => {
+    const c = check(warned(one('80'), partial), { min: 99 });
+    expect(c.verdict).to.equal('Fail');
+    expect(c.reason).to.equal('request-success-rate 80 is below the minimum 99');
+  });
+
+  it('never passes on no data with onNoData pass either', () => {
+    const c = check(warned(vector(), partial), { min: 99 }, 'pass');
+    expect(c.verdict).to.equal('Inconclusive');
+    expect(c.reason).to.include('onNoData is pass').and.include('partial data (1 warning)');
+  });
+
+  it('leaves inconclusive and error verdicts as they are', () => {
+    expect(check(warned(vector(), partial), { min: 99 }).verdict).to.equal('Inconclusive');
+    expect(check(warned(vector('1', '2'), partial)).verdict).to.equal('Error');
+    expect(check(warned(vector(), partial), undefined, 'fail').verdict).to.equal('Fail');
+  });
+
+  it('passes when the warnings list is empty', () => {
+    expect(check(warned(one('99.5')), { min: 99 }).verdict).to.equal('Pass');
   });
 });
 
