@@ -1,5 +1,6 @@
 // Query templates: finds the {{ variables }} of a metric's PromQL, validates them and renders them.
-// A value is escaped for where it lands (inside "…", '…', `…`, a comment, or bare), so no value can change the query.
+// A value is escaped for where it lands (inside "…", '…', `…`, a regex matcher, a comment, or bare), so no
+// value can change the query.
 
 /** The variables every query may use (SPEC §2); `target` is Flagger's name for the canary. */
 export const BUILTIN_VARIABLES = [
@@ -47,6 +48,8 @@ interface Placeholder {
   /** As written inside the braces, trimmed: "canary", "variables.key". */
   variable: string;
   context: Context;
+  /** Inside the string of a regex matcher (=~ or !~): the value must match itself only, so "web.v2" not "webXv2". */
+  regex: boolean;
 }
 
 type Segment = string | Placeholder;
@@ -98,6 +101,14 @@ export function escapePromQLString(value: string, quote: '"' | "'"): string {
     else out += ch;
   }
   return out;
+}
+
+/** RE2's metacharacters, as Go's regexp.QuoteMeta escapes them; Prometheus compiles matchers with RE2. */
+const RE2_META = /[\\.+*?()|[\]{}^$]/g;
+
+/** `value` as an RE2 regex that matches exactly `value`: every metacharacter backslash-escaped. */
+export function escapeRegex(value: string): string {
+  return value.replace(RE2_META, '\\$&');
 }
 
 /** The distinct variables a query uses, in order of first use; an error if one is unknown or malformed. */
@@ -216,16 +227,18 @@ function encode(p: Placeholder, value: string, metric: string | undefined): Temp
       message: `${subject(metric)}the value ${JSON.stringify(value)} of {{ ${p.variable} }} ${why}`,
     },
   });
+  // A regex is escaped first, then written as the string it sits in (its backslashes doubled in "…").
+  const literal = p.regex ? escapeRegex(value) : value;
   switch (p.context) {
     case 'double-quoted':
-      return { ok: true, value: escapePromQLString(value, '"') };
+      return { ok: true, value: escapePromQLString(literal, '"') };
     case 'single-quoted':
-      return { ok: true, value: escapePromQLString(value, "'") };
+      return { ok: true, value: escapePromQLString(literal, "'") };
     case 'raw':
       // A backtick string has no escapes: the only way to keep a value inside is to refuse a backtick.
       return value.includes('`')
         ? unsafe('contains a backtick and sits in a `raw string`; use a "double-quoted" string instead')
-        : { ok: true, value };
+        : { ok: true, value: literal };
     case 'comment':
       return /[\r\n]/.test(value)
         ? unsafe('contains a line break and sits in a # comment')
@@ -249,14 +262,18 @@ function isBareToken(value: string): boolean {
 
 /**
  * Splits a query into text and placeholders, tracking PromQL's lexical context so each placeholder knows
- * whether it sits in a string, a comment or bare code. Placeholders are opaque to that tracking because
- * their rendered values never change it.
+ * whether it sits in a string, a comment or bare code, and whether that string is a regex matcher's.
+ * Placeholders are opaque to that tracking because their rendered values never change it.
  */
 function parse(query: string, metric: string | undefined): TemplateResult<Segment[]> {
   const segments: Segment[] = [];
   let context: Context = 'bare';
   let text = '';
   let i = 0;
+  // The last two characters of bare code, spaces and comments skipped: "=~" or "!~" before a quote makes
+  // the string a regex (PromQL has no other ~ operator, and allows spaces between a matcher's parts).
+  let lastCode = '';
+  let inRegex = false;
   while (i < query.length) {
     if (query.startsWith('{{', i)) {
       const end = query.indexOf('}}', i + 2);
@@ -275,7 +292,8 @@ function parse(query: string, metric: string | undefined): TemplateResult<Segmen
           },
         };
       }
-      segments.push(text, { variable: inner, context });
+      segments.push(text, { variable: inner, context, regex: context !== 'bare' && inRegex });
+      if (context === 'bare') lastCode = '';
       text = '';
       i = end + 2;
       continue;
@@ -285,10 +303,12 @@ function parse(query: string, metric: string | undefined): TemplateResult<Segmen
     i++;
     switch (context) {
       case 'bare':
-        if (ch === '"') context = 'double-quoted';
-        else if (ch === "'") context = 'single-quoted';
-        else if (ch === '`') context = 'raw';
-        else if (ch === '#') context = 'comment';
+        if (ch === '"' || ch === "'" || ch === '`') {
+          context = ch === '"' ? 'double-quoted' : ch === "'" ? 'single-quoted' : 'raw';
+          inRegex = lastCode === '=~' || lastCode === '!~';
+          lastCode = ch;
+        } else if (ch === '#') context = 'comment';
+        else if (!/\s/.test(ch)) lastCode = (lastCode + ch).slice(-2);
         break;
       case 'double-quoted':
       case 'single-quoted':

@@ -2,6 +2,7 @@
 import { expect } from 'chai';
 import {
   escapePromQLString,
+  escapeRegex,
   isPromQLDuration,
   queryVariables,
   renderQuery,
@@ -48,8 +49,8 @@ describe('query template', () => {
   });
 
   it('renders {{ variables.KEY }} from templateVariables', () => {
-    const q = 'x{direction="{{ variables.direction }}",code=~"{{variables.code}}"}';
-    expect(rendered(renderQuery(q, values))).to.equal('x{direction="inbound",code=~"5.*"}');
+    const q = 'x{direction="{{ variables.direction }}",code="{{variables.code}}"}';
+    expect(rendered(renderQuery(q, values))).to.equal('x{direction="inbound",code="5.*"}');
   });
 
   it('refuses an unknown built-in, naming the variable and the metric', () => {
@@ -164,6 +165,61 @@ describe('query template', () => {
     });
   });
 
+  describe('inside a regex matcher (=~, !~)', () => {
+    /** Whether Prometheus's matcher (fully anchored, as Prometheus anchors it) would match `label`. */
+    const matches = (query: string, label: string): boolean =>
+      new RegExp(`^(?:${unquoteFirstString(query)})$`).test(label);
+
+    it('escapes a value as a regex: the canary "web.v2" matches itself, never "webXv2"', () => {
+      const q = 'sum(x{destination_name=~"{{ canary }}"})';
+      const out = rendered(renderQuery(q, { ...values, canary: 'web.v2' }));
+      expect(out).to.equal('sum(x{destination_name=~"web\\\\.v2"})');
+      expect(matches(out, 'web.v2')).to.equal(true);
+      expect(matches(out, 'webXv2')).to.equal(false);
+    });
+
+    it('makes | and .* in a value literal, in either quote and in !~', () => {
+      for (const q of ['x{a!~"{{ variables.v }}"}', "x{a=~'{{ variables.v }}'}"]) {
+        const out = rendered(renderQuery(q, { ...values, variables: { v: 'a|.*' } }));
+        expect(unquoteFirstString(out), q).to.equal('a\\|\\.\\*');
+        expect(matches(out, 'a|.*'), q).to.equal(true);
+        for (const other of ['a', 'b', 'anything']) expect(matches(out, other), q).to.equal(false);
+      }
+    });
+
+    it('escapes every RE2 metacharacter, backslash included, before the string escaping', () => {
+      const meta = '\\.+*?()|[]{}^$';
+      expect(escapeRegex(meta)).to.equal('\\\\\\.\\+\\*\\?\\(\\)\\|\\[\\]\\{\\}\\^\\$');
+      const out = rendered(
+        renderQuery('x{a=~"{{ variables.v }}"}', { ...values, variables: { v: `${meta}"` } }),
+      );
+      expect(unquoteFirstString(out)).to.equal(`${escapeRegex(meta)}"`);
+      expect(matches(out, `${meta}"`)).to.equal(true);
+    });
+
+    it('sees the matcher across spaces, and in a `raw string` escapes the regex alone', () => {
+      const spaced = rendered(renderQuery('x{a =~  "{{ canary }}"}', { ...values, canary: 'web.v2' }));
+      expect(spaced).to.equal('x{a =~  "web\\\\.v2"}');
+      const raw = rendered(renderQuery('x{a=~`{{ canary }}`}', { ...values, canary: 'web.v2' }));
+      expect(raw).to.equal('x{a=~`web\\.v2`}');
+    });
+
+    it("keeps the template's own regex around the value", () => {
+      const q = 'x{destination_name=~"{{ canary }}-.*"}';
+      const out = rendered(renderQuery(q, { ...values, canary: 'web.v2' }));
+      expect(matches(out, 'web.v2-7f9c')).to.equal(true);
+      expect(matches(out, 'webXv2-7f9c')).to.equal(false);
+    });
+
+    it('escapes as before outside a regex matcher: =, !=, the next matcher, a function argument', () => {
+      const q =
+        'label_replace(x{a=~"{{ variables.v }}",b="{{ variables.v }}",c!="{{ variables.v }}"}, "d", "{{ variables.v }}", "e", ".*")';
+      expect(rendered(renderQuery(q, { ...values, variables: { v: 'a.b' } }))).to.equal(
+        'label_replace(x{a=~"a\\\\.b",b="a.b",c!="a.b"}, "d", "a.b", "e", ".*")',
+      );
+    });
+  });
+
   describe('interval', () => {
     for (const ok of ['30s', '1m', '1m30s', '500ms', '2h', '1d', '1w', '1y']) {
       it(`accepts ${ok}`, () => {
@@ -221,13 +277,14 @@ describe('query template', () => {
   });
 });
 
-/** Reads the first double-quoted PromQL string of `q` the way PromQL's lexer does, for round-trip checks. */
+/** Reads the first quoted PromQL string of `q` ("…" or '…') the way PromQL's lexer does, for round trips. */
 function unquoteFirstString(q: string): string {
-  const start = q.indexOf('"');
+  const start = q.search(/["']/);
+  const quote = q[start];
   let out = '';
   for (let i = start + 1; i < q.length; i++) {
     const ch = q[i];
-    if (ch === '"') return out;
+    if (ch === quote) return out;
     if (ch === '\\') {
       i++;
       out += q[i];
