@@ -14,7 +14,7 @@ import { pidAlive } from '../../src/sandbox/child-process.js';
 import { startPrometheus, type PrometheusServer } from '../../src/sandbox/prometheus/launcher.js';
 import { waitFor } from '../../src/sandbox/wait.js';
 
-const SUCCESS_RATE = `sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}",response_code!~"5.*"}[{{ interval }}])) / sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}"}[{{ interval }}])) * 100`;
+const SUCCESS_RATE = `(sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}",response_code!~"5.*"}[{{ interval }}])) or vector(0)) / sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}"}[{{ interval }}])) * 100`;
 const LATENCY_P99 = `histogram_quantile(0.99, sum(rate(osm_request_duration_ms_bucket{destination_namespace="{{ namespace }}",destination_name="{{ canary }}"}[{{ interval }}])) by (le))`;
 
 const base: TemplateValues = {

@@ -57,7 +57,7 @@ function parseTable(out: string): { header: string[]; rows: Record<string, strin
 const SUCCESS_RATE = {
   name: 'request-success-rate',
   query:
-    'sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}",response_code!~"5.*"}[{{ interval }}]))' +
+    '(sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}",response_code!~"5.*"}[{{ interval }}])) or vector(0))' +
     ' / sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}"}[{{ interval }}])) * 100',
   thresholdRange: { min: 99 },
 };

@@ -217,7 +217,7 @@ describe('rollout scenarios (sandbox + real Prometheus)', function () {
         spec: {
           provider: { type: 'prometheus', address: (await sharedPrometheus()).prometheus.url },
           query:
-            'sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ target }}",response_code!~"5.*"}[{{ interval }}]))' +
+            '(sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ target }}",response_code!~"5.*"}[{{ interval }}])) or vector(0))' +
             ' / sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ target }}"}[{{ interval }}])) * 100',
         },
       },

@@ -25,8 +25,9 @@ import { waitFor } from '../../src/sandbox/wait.js';
 export const ROLLOUT = { group: 'perch.dev', version: 'v1alpha1', plural: 'rollouts' } as const;
 
 // A fixed 5 s window: with 1 s scrapes a rate needs a few samples, whatever the check interval.
+// `or vector(0)` as SPEC §2 writes it: a canary answering only 5xx reads 0 %, not an empty result.
 export const SUCCESS_RATE =
-  'sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}",response_code!~"5.*"}[5s]))' +
+  '(sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}",response_code!~"5.*"}[5s])) or vector(0))' +
   ' / sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}"}[5s])) * 100';
 
 export const HEALTHY: TrafficProfile = { rps: 50, errorRate: 0, latencyMs: 20 };

@@ -42,9 +42,11 @@ describe('query template', () => {
 
   it('renders the SPEC request-success-rate query', () => {
     const q =
-      'sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}",response_code!~"5.*"}[{{ interval }}]))';
+      '(sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}",response_code!~"5.*"}[{{ interval }}])) or vector(0))' +
+      ' / sum(rate(osm_request_total{destination_namespace="{{ namespace }}",destination_name="{{ canary }}"}[{{ interval }}])) * 100';
     expect(rendered(renderQuery(q, values))).to.equal(
-      'sum(rate(osm_request_total{destination_namespace="bookstore",destination_name="bookstore-v2",response_code!~"5.*"}[30s]))',
+      '(sum(rate(osm_request_total{destination_namespace="bookstore",destination_name="bookstore-v2",response_code!~"5.*"}[30s])) or vector(0))' +
+        ' / sum(rate(osm_request_total{destination_namespace="bookstore",destination_name="bookstore-v2"}[30s])) * 100',
     );
   });
 
