@@ -6,7 +6,10 @@ import { serveMetrics } from '../metrics-server.js';
 export interface TrafficProfile {
   /** Requests per second to this destination. */
   rps: number;
-  /** Fraction of requests answered 500, 0..1. */
+  /**
+   * Fraction of requests answered 500, 0..1. At 1 the destination exports no 200 series at all, as an
+   * Envoy that never saw a non-5xx answer has none: the case a success-rate query must read as 0 %.
+   */
   errorRate: number;
   /** Every request's duration in milliseconds. */
   latencyMs: number;
@@ -133,6 +136,7 @@ export async function startOsmMetricsTarget(opts: OsmMetricsTargetOptions = {}):
       if (existing) {
         advanceDestination(existing, now);
         existing.profile = { ...profile };
+        if (profile.errorRate === 1) requests.remove({ ...existing.labels, response_code: '200' });
         return;
       }
       const labels: Labels = {
@@ -145,8 +149,9 @@ export async function startOsmMetricsTarget(opts: OsmMetricsTargetOptions = {}):
         destination_name: name,
         destination_pod: `${name}-0`,
       };
-      // Series exist at 0 from the first scrape, so rate() has a starting point and idle reads 0, not absent.
-      requests.inc({ ...labels, response_code: '200' }, 0);
+      // Series exist at 0 from the first scrape, so rate() has a starting point and idle reads 0, not absent;
+      // but no 200 series for a destination that answers only 500 (it would hide an empty numerator).
+      if (profile.errorRate < 1) requests.inc({ ...labels, response_code: '200' }, 0);
       requests.inc({ ...labels, response_code: '500' }, 0);
       durations.zero(labels);
       destinations.set(key, {
