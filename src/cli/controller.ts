@@ -3,6 +3,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { parseArgs } from 'node:util';
 import { runController } from '../controller/controller.js';
 import { createLogger, type LogFormat, type LogLevel } from '../controller/log.js';
+import { parseBaseUrl } from '../controller/prometheus-allowlist.js';
 import { parseDuration } from '../machine/duration.js';
 import { UsageError } from './usage-error.js';
 
@@ -10,6 +11,9 @@ export const CONTROLLER_USAGE = `usage: perch controller [flags]   (each flag al
   --kubeconfig FILE       kubeconfig to use (default: in-cluster config, then $KUBECONFIG, then ~/.kube/config)
   --namespace NS          watch one namespace (default: all)
   --prometheus-url URL    Prometheus for metrics that name no address of their own
+  --allowed-prometheus-urls URL,...   URL prefixes a Rollout or MetricTemplate may name as its Prometheus
+                          (default: only --prometheus-url, which is always allowed)
+  --template-namespace NS a shared MetricTemplate catalogue any Rollout's templateRef may name
   --metrics-addr ADDR     serve /metrics, /healthz, /readyz here (default :8080; port 0 picks a free one)
   --leader-elect          elect a leader through a coordination.k8s.io/v1 Lease before reconciling
   --leader-elect-namespace NS   the Lease's namespace (default: $POD_NAMESPACE, else default)
@@ -22,6 +26,8 @@ const FLAGS = {
   kubeconfig: { type: 'string' },
   namespace: { type: 'string' },
   'prometheus-url': { type: 'string' },
+  'allowed-prometheus-urls': { type: 'string' },
+  'template-namespace': { type: 'string' },
   'metrics-addr': { type: 'string' },
   'leader-elect': { type: 'boolean' },
   'leader-elect-namespace': { type: 'string' },
@@ -36,6 +42,40 @@ const FLAGS = {
 /** A flag's value, else its PERCH_* environment variable. */
 function fromEnv(name: string): string | undefined {
   return process.env[`PERCH_${name.toUpperCase().replace(/-/g, '_')}`];
+}
+
+/** An http(s) base URL, such as http://prometheus.monitoring:9090. */
+function baseUrl(flag: string, text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  const parsed = parseBaseUrl(text);
+  if (parsed.ok) return text;
+  throw new UsageError(`--${flag} ${text}: ${parsed.problem}`);
+}
+
+/** Comma-separated URL prefixes; blanks between commas are skipped, so an empty value allows none. */
+function urlList(flag: string, text: string | undefined): string[] | undefined {
+  if (text === undefined) return undefined;
+  const urls = text
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '');
+  for (const url of urls) {
+    const parsed = parseBaseUrl(url);
+    if (!parsed.ok)
+      throw new UsageError(
+        `--${flag}: ${url} ${parsed.problem} (each entry is a URL prefix such as http://prometheus.monitoring:9090)`,
+      );
+  }
+  return urls;
+}
+
+/** A namespace's name (a DNS-1123 label). */
+function namespaceName(flag: string, text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  if (text.length <= 63 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(text)) return text;
+  throw new UsageError(
+    `--${flag} ${JSON.stringify(text)}: not a namespace name; use lower-case letters, digits and '-'`,
+  );
 }
 
 function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
@@ -63,6 +103,9 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   ] as LogLevel[]);
   const format = oneOf('log-format', get('log-format') ?? 'text', ['json', 'text'] as LogFormat[]);
   const log = createLogger(level, format);
+  const prometheusUrl = baseUrl('prometheus-url', get('prometheus-url'));
+  const allowedPrometheusUrls = urlList('allowed-prometheus-urls', get('allowed-prometheus-urls'));
+  const templateNamespace = namespaceName('template-namespace', get('template-namespace'));
   const kc = new KubeConfig();
   const kubeconfig = get('kubeconfig');
   if (kubeconfig) kc.loadFromFile(kubeconfig);
@@ -79,7 +122,9 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   const controller = await runController({
     kubeConfig: kc,
     namespace: get('namespace'),
-    prometheusUrl: get('prometheus-url'),
+    prometheusUrl,
+    allowedPrometheusUrls,
+    templateNamespace,
     metricsAddr: get('metrics-addr') ?? ':8080',
     leaderElect: values['leader-elect'] ?? fromEnv('leader-elect') === 'true',
     leaderElection: {

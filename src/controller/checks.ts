@@ -4,13 +4,19 @@ import { PrometheusClient, type QueryOutcome } from '../analysis/prometheus-clie
 import { renderQuery } from '../analysis/template.js';
 import type { CheckResult } from '../analysis/types.js';
 import { checkMetric } from '../analysis/verdict.js';
+import { serviceName } from '../api/service-name.js';
 import type { Rollout } from '../api/v1alpha1.js';
 import { parseDuration } from '../machine/duration.js';
-import { metricQuery, rootServiceName, type Lookups } from './validate.js';
+import { prometheusRefusal, resolveMetric, type Admission, type Lookups } from './validate.js';
 
 export interface CheckRunnerOptions {
   /** --prometheus-url: used when neither the MetricTemplate nor the Rollout names an address. */
   defaultAddress?: string;
+  /**
+   * The Prometheus servers and template namespaces allowed, enforced here too although validation refuses
+   * the rest: whatever slips past validation (a template edited since) must never send a request elsewhere.
+   */
+  admission: Admission;
   onOutcome?: (outcome: QueryOutcome) => void;
 }
 
@@ -30,7 +36,7 @@ export class CheckRunner {
   }
 
   /** One check per metric, made concurrently; every failure is a verdict, never a throw. */
-  async run(rollout: Rollout, lookups: Lookups, now: Date): Promise<CheckResult[]> {
+  async run(rollout: Rollout, lookups: Pick<Lookups, 'metricTemplate'>, now: Date): Promise<CheckResult[]> {
     const ns = rollout.metadata?.namespace ?? '';
     const spec = rollout.spec;
     const analysis = spec.analysis;
@@ -45,14 +51,17 @@ export class CheckRunner {
           reason,
           at,
         });
-        const resolved = metricQuery(metric, ns, lookups);
-        if (!resolved) return error(`${metric.name}: its MetricTemplate is missing`);
+        const resolved = resolveMetric(metric, ns, {
+          metricTemplate: (namespace, name) => lookups.metricTemplate(namespace, name),
+          admission: this.opts.admission,
+        });
+        if (!resolved.ok) return error(`${metric.name}: ${resolved.message}`);
         const rendered = renderQuery(
           resolved.query,
           {
             namespace: ns,
             name: rollout.metadata?.name ?? '',
-            service: rootServiceName(spec.service, ns) ?? spec.service,
+            service: serviceName(ns, spec.service) ?? spec.service,
             stable: spec.stableService,
             canary: spec.canaryService,
             interval: analysis.interval,
@@ -69,6 +78,8 @@ export class CheckRunner {
           return error(
             `${metric.name}: no Prometheus address (set spec.analysis.prometheus.address or --prometheus-url)`,
           );
+        const refused = prometheusRefusal(address, this.opts.admission);
+        if (refused) return error(`${metric.name}: ${refused.message}; no query sent`);
         const result = await this.client(address, timeoutMs).query(rendered.value, { time: now });
         return checkMetric({
           metric: metric.name,

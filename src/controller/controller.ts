@@ -10,6 +10,7 @@ import { KubeActuator, WriteError } from './actuator.js';
 import { CheckRounds } from './check-rounds.js';
 import { CheckRunner } from './checks.js';
 import { Expectations } from './expectations.js';
+import { PrometheusAllowlist } from './prometheus-allowlist.js';
 import { startHttpServer } from './http-server.js';
 import type { Logger } from './log.js';
 import { ControllerMetrics } from './metrics.js';
@@ -17,6 +18,7 @@ import { reconcile, splitTarget, type ClusterView, type ReconcileHooks } from '.
 import { Refusals } from './refusals.js';
 import { SharedByRollouts } from './shared.js';
 import { compileWindow } from './window.js';
+import type { Admission } from './validate.js';
 import { WorkQueue } from './work-queue.js';
 
 export interface ControllerOptions {
@@ -24,6 +26,10 @@ export interface ControllerOptions {
   /** Watch one namespace; all when undefined. */
   namespace?: string;
   prometheusUrl?: string;
+  /** URL prefixes a Rollout or MetricTemplate may name as its Prometheus; prometheusUrl is always allowed. */
+  allowedPrometheusUrls?: string[];
+  /** A shared MetricTemplate catalogue any Rollout's templateRef may name. */
+  templateNamespace?: string;
   metricsAddr: string;
   leaderElect: boolean;
   /** The Lease and its timing, when leaderElect is on. */
@@ -70,6 +76,13 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
   const rollouts = new Informer<Rollout>(kc, { ...ROLLOUTS, namespace: ns }, informerOpts);
   const services = new Informer<V1Service>(kc, { ...SERVICES, namespace: ns }, informerOpts);
   const templates = new Informer<MetricTemplate>(kc, { ...TEMPLATES, namespace: ns }, informerOpts);
+  // A watch of one namespace does not see the --template-namespace catalogue: it gets a cache of its own.
+  const catalogue =
+    ns !== undefined && opts.templateNamespace !== undefined && opts.templateNamespace !== ns
+      ? new Informer<MetricTemplate>(kc, { ...TEMPLATES, namespace: opts.templateNamespace }, informerOpts)
+      : undefined;
+  const templatesOf = (namespace: string) =>
+    catalogue && namespace === opts.templateNamespace ? catalogue : templates;
   const splits = new Map<SmiApiVersion, Informer<KubernetesObject>>();
 
   // Transient errors back off with jitter, so Rollouts that failed together do not retry together.
@@ -119,12 +132,24 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
   const actuator = new KubeActuator(kc, expectations, (err, reason) =>
     log.warn('could not record an Event', { reason, err: err.message }),
   );
-  const runner = new CheckRunner({ defaultAddress: opts.prometheusUrl, onOutcome: metrics.countQuery });
+  const admission: Admission = {
+    prometheus: new PrometheusAllowlist([
+      ...(opts.allowedPrometheusUrls ?? []),
+      ...(opts.prometheusUrl !== undefined ? [opts.prometheusUrl] : []),
+    ]),
+    templateNamespace: opts.templateNamespace,
+  };
+  const runner = new CheckRunner({
+    defaultAddress: opts.prometheusUrl,
+    admission,
+    onOutcome: metrics.countQuery,
+  });
 
   const view: ClusterView = {
     rollout: (namespace, name) => rollouts.get(name, namespace),
     serviceExists: (namespace, name) => services.get(name, namespace) !== undefined,
-    metricTemplate: (namespace, name) => templates.get(name, namespace),
+    metricTemplate: (namespace, name) => templatesOf(namespace).get(name, namespace),
+    admission,
     trafficSplit: (apiVersion, namespace, name) => splitInformer(apiVersion).get(name, namespace),
     trafficSplitServed: (apiVersion) => splitInformer(apiVersion).state(),
     readSplit: (obj, target) => readSplit(obj, target),
@@ -266,7 +291,7 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
   services.onAdd(onNamespaceObject).onUpdate(onNamespaceObject).onDelete(onNamespaceObject);
   // A templateRef may name another namespace: a template change is rare, so every Rollout looks again.
   const onTemplate = () => enqueueNamespace(undefined);
-  templates.onAdd(onTemplate).onUpdate(onTemplate).onDelete(onTemplate);
+  for (const t of [templates, catalogue]) t?.onAdd(onTemplate).onUpdate(onTemplate).onDelete(onTemplate);
 
   let synced = false;
   let standby = false;
@@ -307,17 +332,23 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
   // The default SMI version's cache starts now; no version's sync is awaited (one the cluster does
   // not serve would never sync): reconciles ask its state instead.
   splitInformer('split.smi-spec.io/v1alpha2');
-  await Promise.all([services.start(), templates.start()]);
+  await Promise.all([services.start(), templates.start(), catalogue?.start()]);
   await rollouts.start();
   synced = true;
   queue.run(opts.workers ?? 4, handle);
-  log.info('controller started', { namespace: ns ?? '(all)', prometheus: opts.prometheusUrl });
+  log.info('controller started', {
+    namespace: ns ?? '(all)',
+    prometheus: opts.prometheusUrl,
+    allowedPrometheus: admission.prometheus.entries,
+    templateNamespace: opts.templateNamespace,
+  });
 
   return {
     metricsAddress: http.address,
     async stop() {
       await queue.shutdown();
       for (const i of [rollouts, services, templates, ...splits.values()]) i.stop();
+      catalogue?.stop();
       await elector?.release();
       await http.close();
       stopCounting();

@@ -2,6 +2,7 @@
 // The reconciler decides nothing itself; it gathers facts and carries out the machine's effects in order.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { CheckResult } from '../analysis/types.js';
+import { serviceName } from '../api/service-name.js';
 import {
   ANNOTATIONS,
   TRAFFIC_FINALIZER,
@@ -14,7 +15,7 @@ import type { ServedState } from '../k8s/informer.js';
 import type { ObservedSplit, SplitTarget } from '../k8s/trafficsplit/router.js';
 import { checksDue, decide } from '../machine/decide.js';
 import type { Effect, Observation } from '../machine/types.js';
-import { rootServiceName, validateRollout, type Lookups } from './validate.js';
+import { validateRollout, type Lookups } from './validate.js';
 
 /** Reads from the watch caches: the reconciler never lists or gets from the API server itself. */
 export interface ClusterView extends Lookups {
@@ -74,7 +75,7 @@ export function splitTarget(rollout: Rollout): SplitTarget {
   return {
     namespace: ns,
     name: smi?.trafficSplitName ?? name,
-    rootService: rootServiceName(rollout.spec.service, ns) ?? rollout.spec.service,
+    rootService: serviceName(ns, rollout.spec.service) ?? rollout.spec.service,
     stableService: rollout.spec.stableService,
     canaryService: rollout.spec.canaryService,
     apiVersion: smi?.apiVersion ?? 'split.smi-spec.io/v1alpha2',

@@ -1,38 +1,85 @@
-// What the CRD schema cannot check (SPEC §2), checked against the cluster on every reconcile:
-// the root service's namespace, the Services' existence, query variables, templateRefs, durations.
+// What the CRD schema cannot check (SPEC §2), checked against the cluster on every reconcile: Services,
+// query variables, templateRefs, durations, and what the controller admits (Prometheus, template namespaces).
 import { validateQuery } from '../analysis/template.js';
+import { serviceName } from '../api/service-name.js';
 import type { MetricSpec, MetricTemplate, Rollout } from '../api/v1alpha1.js';
 import { parseDuration } from '../machine/duration.js';
 import type { Observation } from '../machine/types.js';
+import { parseBaseUrl, type PrometheusAllowlist } from './prometheus-allowlist.js';
+
+/** What the controller's flags allow a Rollout to name (SPEC §2, §6). */
+export interface Admission {
+  /** --allowed-prometheus-urls, and --prometheus-url: the only Prometheus servers queries go to. */
+  prometheus: PrometheusAllowlist;
+  /** --template-namespace: a shared MetricTemplate catalogue a templateRef may name besides its own namespace. */
+  templateNamespace?: string;
+}
 
 export interface Lookups {
   serviceExists(namespace: string, name: string): boolean;
   metricTemplate(namespace: string, name: string): MetricTemplate | undefined;
+  admission: Admission;
 }
 
 type Validation = Observation['validation'];
 const invalid = (reason: string, message: string): Validation => ({ valid: false, reason, message });
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
-/** The root service's name, when spec.service is a short name or the FQDN of `namespace`; else undefined. */
-export function rootServiceName(service: string, namespace: string): string | undefined {
-  if (DNS_LABEL.test(service) && service.length <= 63) return service;
-  const m = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc\.cluster\.local$/.exec(
-    service,
-  );
-  return m && m[3] === namespace ? m[1] : undefined;
-}
+export type ResolvedMetric =
+  | { ok: true; query: string; template?: MetricTemplate }
+  /** `field` is relative to the metric, e.g. `templateRef.namespace`. */
+  | { ok: false; reason: string; field: string; message: string };
 
-/** The query a metric runs: its own, or its MetricTemplate's. */
-export function metricQuery(
+/**
+ * The query a metric runs: its own, or its MetricTemplate's. A templateRef names the Rollout's namespace or
+ * the --template-namespace catalogue; without a namespace it is looked up in the Rollout's, then the catalogue.
+ */
+export function resolveMetric(
   metric: MetricSpec,
   namespace: string,
-  lookups: Pick<Lookups, 'metricTemplate'>,
-): { query: string; template?: MetricTemplate } | undefined {
-  if (metric.query) return { query: metric.query };
-  if (!metric.templateRef) return undefined;
-  const template = lookups.metricTemplate(metric.templateRef.namespace ?? namespace, metric.templateRef.name);
-  return template ? { query: template.spec.query, template } : undefined;
+  lookups: Pick<Lookups, 'metricTemplate' | 'admission'>,
+): ResolvedMetric {
+  if (metric.query) return { ok: true, query: metric.query };
+  const ref = metric.templateRef;
+  if (!ref) return { ok: false, reason: 'InvalidMetric', field: '', message: 'set query or templateRef' };
+  const catalogue = lookups.admission.templateNamespace;
+  if (ref.namespace !== undefined && ref.namespace !== namespace && ref.namespace !== catalogue) {
+    return {
+      ok: false,
+      reason: 'TemplateNamespaceNotAllowed',
+      field: 'templateRef.namespace',
+      message:
+        `namespace ${ref.namespace} is neither the Rollout's (${namespace}) nor the controller's --template-namespace ` +
+        `(${catalogue ?? 'not set'}); use a MetricTemplate of ${namespace}${catalogue ? ` or ${catalogue}` : ''}`,
+    };
+  }
+  const searched =
+    ref.namespace !== undefined ? [ref.namespace] : [...new Set([namespace, catalogue ?? namespace])];
+  for (const ns of searched) {
+    const template = lookups.metricTemplate(ns, ref.name);
+    if (template) return { ok: true, query: template.spec.query, template };
+  }
+  return {
+    ok: false,
+    reason: 'MetricTemplateNotFound',
+    field: 'templateRef',
+    message: `MetricTemplate ${ref.name} not found in ${searched.join(' nor in ')}; create it or fix the name`,
+  };
+}
+
+/** Why queries may not go to `address` (a reason and a message naming it and the fix), or undefined. */
+export function prometheusRefusal(
+  address: string,
+  admission: Admission,
+): { reason: string; message: string } | undefined {
+  const parsed = parseBaseUrl(address);
+  if (!parsed.ok) return { reason: 'InvalidPrometheusAddress', message: `${address} ${parsed.problem}` };
+  if (admission.prometheus.allows(address)) return undefined;
+  return {
+    reason: 'PrometheusNotAllowed',
+    message:
+      `Prometheus ${address} is not one this controller may query; add it (or a prefix of it) to the ` +
+      `controller's --allowed-prometheus-urls`,
+  };
 }
 
 function checkWeights(rollout: Rollout): Validation | undefined {
@@ -80,18 +127,32 @@ function checkDurations(rollout: Rollout): Validation | undefined {
 
 function checkMetrics(rollout: Rollout, lookups: Lookups): Validation | undefined {
   const ns = rollout.metadata?.namespace ?? '';
+  const own = rollout.spec.analysis?.prometheus?.address;
+  if (own !== undefined) {
+    const refused = prometheusRefusal(own, lookups.admission);
+    if (refused)
+      return invalid(
+        refused.reason,
+        `spec.analysis.prometheus.address: ${refused.message}, or leave the field out to use --prometheus-url`,
+      );
+  }
   for (const [i, metric] of (rollout.spec.analysis?.metrics ?? []).entries()) {
     const field = `spec.analysis.metrics[${i}]`;
-    const resolved = metricQuery(metric, ns, lookups);
-    if (!resolved) {
-      const ref = metric.templateRef;
-      return ref
-        ? invalid(
-            'MetricTemplateNotFound',
-            `${field}.templateRef: MetricTemplate ${ref.namespace ?? ns}/${ref.name} not found; create it or fix the name`,
-          )
-        : invalid('InvalidMetric', `${field}: set query or templateRef`);
-    }
+    const resolved = resolveMetric(metric, ns, lookups);
+    if (!resolved.ok)
+      return invalid(
+        resolved.reason,
+        `${field}${resolved.field ? `.${resolved.field}` : ''}: ${resolved.message}`,
+      );
+    const template = resolved.template;
+    const address = template?.spec.provider.address;
+    const refused = address === undefined ? undefined : prometheusRefusal(address, lookups.admission);
+    if (template && refused)
+      return invalid(
+        refused.reason,
+        `${field}.templateRef: MetricTemplate ${template.metadata?.namespace}/${template.metadata?.name} ` +
+          `spec.provider.address: ${refused.message}`,
+      );
     const error = validateQuery(resolved.query, { metric: metric.name, variables: metric.templateVariables });
     if (error)
       return invalid('InvalidQuery', `${field}${metric.query ? '.query' : '.templateRef'}: ${error.message}`);
@@ -102,7 +163,7 @@ function checkMetrics(rollout: Rollout, lookups: Lookups): Validation | undefine
 export function validateRollout(rollout: Rollout, lookups: Lookups, extra: Validation[] = []): Validation {
   const ns = rollout.metadata?.namespace ?? '';
   const spec = rollout.spec;
-  const root = rootServiceName(spec.service, ns);
+  const root = serviceName(ns, spec.service);
   if (!root) {
     return invalid(
       'InvalidService',

@@ -6,7 +6,6 @@ import type { SmiApiVersion } from '../../src/api/v1alpha1.js';
 import {
   desiredBackends,
   readSplit,
-  rootServiceFqdn,
   versionModule,
   type SplitTarget,
 } from '../../src/k8s/trafficsplit/router.js';
@@ -252,13 +251,6 @@ describe('readSplit', () => {
 });
 
 describe('what the router writes', () => {
-  it('the root service as the FQDN of the namespace, from a short name or the FQDN', () => {
-    expect(rootServiceFqdn('shop', 'web')).to.equal('web.shop.svc.cluster.local');
-    expect(rootServiceFqdn('shop', 'web.shop.svc.cluster.local')).to.equal('web.shop.svc.cluster.local');
-    expect(rootServiceFqdn('shop', 'web.other.svc.cluster.local')).to.equal(undefined);
-    expect(rootServiceFqdn('shop', 'Web')).to.equal(undefined);
-  });
-
   it('backends that total 100 and leave out a backend at 0', () => {
     const t = target();
     expect(desiredBackends(t, 0)).to.deep.equal([{ service: 'web-v1', weight: 100 }]);

@@ -8,6 +8,7 @@ import {
   type KubernetesObject,
   type V1OwnerReference,
 } from '@kubernetes/client-node';
+import { serviceFqdn, serviceName } from '../../api/service-name.js';
 import { ANNOTATIONS, API_VERSION, type SmiApiVersion } from '../../api/v1alpha1.js';
 import { apiError, type ApiError } from '../api-error.js';
 import { v1alpha1 } from './v1alpha1.js';
@@ -90,22 +91,6 @@ function moduleFor(apiVersion: SmiApiVersion): SmiVersionModule {
   return m;
 }
 
-const clusterSuffix = (namespace: string) => `.${namespace}.svc.cluster.local`;
-
-/** A Service name of the namespace: a short name as is, the namespace's FQDN shortened; else undefined. */
-export function shortServiceName(namespace: string, service: string): string | undefined {
-  const name = service.endsWith(clusterSuffix(namespace))
-    ? service.slice(0, -clusterSuffix(namespace).length)
-    : service;
-  return /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name) ? name : undefined;
-}
-
-/** The root service as SPEC §3 writes it: `<name>.<namespace>.svc.cluster.local`. */
-export function rootServiceFqdn(namespace: string, service: string): string | undefined {
-  const name = shortServiceName(namespace, service);
-  return name === undefined ? undefined : `${name}${clusterSuffix(namespace)}`;
-}
-
 /** The backends for a canary weight: stable then canary, total 100, a backend at 0 left out. */
 export function desiredBackends(
   target: Pick<SplitTarget, 'stableService' | 'canaryService'>,
@@ -147,10 +132,10 @@ function readerFor(obj: KubernetesObject, target: Pick<SplitTarget, 'apiVersion'
 /** What the machine observes of a TrafficSplit (from an informer cache). Pure. */
 export function readSplit(obj: KubernetesObject, target: SplitTarget): ObservedSplit {
   const backends = backendsOf(obj as SplitShape, readerFor(obj, target));
-  const canary = shortServiceName(target.namespace, target.canaryService) ?? target.canaryService;
+  const canary = serviceName(target.namespace, target.canaryService) ?? target.canaryService;
   const total = backends.reduce((sum, b) => sum + b.weight, 0);
   const canaryRaw = backends
-    .filter((b) => (shortServiceName(target.namespace, b.service) ?? b.service) === canary)
+    .filter((b) => (serviceName(target.namespace, b.service) ?? b.service) === canary)
     .reduce((sum, b) => sum + b.weight, 0);
   const canaryWeight = total > 0 ? Math.round((100 * canaryRaw) / total) : 0;
   const planned = planFor(target, canaryWeight);
@@ -183,12 +168,12 @@ function planFor(
   if (!Number.isInteger(canaryWeight) || canaryWeight < 0 || canaryWeight > 100) {
     return invalid(`canary weight ${canaryWeight} is not a whole percentage 0..100`);
   }
-  const service = rootServiceFqdn(target.namespace, target.rootService);
+  const service = serviceFqdn(target.namespace, target.rootService);
   if (!service) {
     return invalid(`root service ${target.rootService} is not a Service of namespace ${target.namespace}`);
   }
-  const stable = shortServiceName(target.namespace, target.stableService);
-  const canary = shortServiceName(target.namespace, target.canaryService);
+  const stable = serviceName(target.namespace, target.stableService);
+  const canary = serviceName(target.namespace, target.canaryService);
   if (!stable || !canary) {
     return invalid(`stable ${target.stableService} and canary ${target.canaryService} must be Service names`);
   }

@@ -1,7 +1,8 @@
 // The mesh's routing table: which backends each root Service sends to, read from the TrafficSplits watched.
 // Changes land synchronously in the watch's event handler, so the very next request follows the new weights.
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { shortServiceName, versionModule } from '../../k8s/trafficsplit/router.js';
+import { serviceName } from '../../api/service-name.js';
+import { versionModule } from '../../k8s/trafficsplit/router.js';
 import { WeightedPicker } from './weighted-picker.js';
 
 export type Protocol = 'http' | 'tcp';
@@ -72,7 +73,7 @@ export class RouteTable {
     const split = obj.metadata?.name ?? '';
     const spec = (obj as SplitShape).spec;
     const rawRoot = typeof spec?.service === 'string' ? spec.service : '';
-    const root = shortServiceName(namespace, rawRoot);
+    const root = serviceName(namespace, rawRoot);
     if (!root) {
       this.remove(obj);
       return {
@@ -86,7 +87,7 @@ export class RouteTable {
     const skipped: string[] = [];
     for (const raw of Array.isArray(spec?.backends) ? (spec.backends as unknown[]) : []) {
       const b = (raw ?? {}) as { service?: unknown; weight?: unknown };
-      const service = typeof b.service === 'string' ? shortServiceName(namespace, b.service) : undefined;
+      const service = typeof b.service === 'string' ? serviceName(namespace, b.service) : undefined;
       const weight = module.parseWeight(b.weight);
       if (service && weight !== undefined && weight > 0) backends.push({ service, weight });
       else skipped.push(typeof b.service === 'string' ? b.service : JSON.stringify(raw));
