@@ -1,5 +1,6 @@
 // Runs one round of metric checks for a Rollout: resolve each query, render it, ask Prometheus,
-// judge the answer. Clients are shared per (address, timeout), so thousands of Rollouts share a few.
+// judge the answer. Clients are shared per (address, timeout), so thousands of Rollouts share a few,
+// and dropped when no Rollout uses them any more.
 import { PrometheusClient, type QueryOutcome } from '../analysis/prometheus-client.js';
 import { renderQuery } from '../analysis/template.js';
 import type { CheckResult } from '../analysis/types.js';
@@ -7,6 +8,7 @@ import { checkMetric } from '../analysis/verdict.js';
 import { serviceName } from '../api/service-name.js';
 import type { Rollout } from '../api/v1alpha1.js';
 import { parseDuration } from '../machine/duration.js';
+import { SharedByRollouts } from './shared.js';
 import { prometheusRefusal, resolveMetric, type Admission, type Lookups } from './validate.js';
 
 export interface CheckRunnerOptions {
@@ -18,21 +20,26 @@ export interface CheckRunnerOptions {
    */
   admission: Admission;
   onOutcome?: (outcome: QueryOutcome) => void;
+  /**
+   * What another server sent that must never reach status or Events (an error body, partial-data
+   * warnings), for the controller's log only.
+   */
+  onDetail?: (rollout: string, metric: string, detail: { error?: string; warnings?: string[] }) => void;
 }
 
 export class CheckRunner {
-  private readonly clients = new Map<string, PrometheusClient>();
+  private readonly clients = new SharedByRollouts<PrometheusClient>();
 
   constructor(private readonly opts: CheckRunnerOptions) {}
 
-  private client(address: string, timeoutMs: number): PrometheusClient {
-    const key = `${address} ${timeoutMs}`;
-    let c = this.clients.get(key);
-    if (!c) {
-      c = new PrometheusClient({ address, timeoutMs, onOutcome: this.opts.onOutcome });
-      this.clients.set(key, c);
-    }
-    return c;
+  /** A Rollout that is gone: the clients only it used are dropped. */
+  forget(rolloutKey: string): void {
+    this.clients.release(rolloutKey);
+  }
+
+  /** How many clients are kept now. */
+  clientCount(): number {
+    return this.clients.size();
   }
 
   /** One check per metric, made concurrently; every failure is a verdict, never a throw. */
@@ -43,7 +50,18 @@ export class CheckRunner {
     if (!analysis) return [];
     const timeoutMs = parseDuration(analysis.prometheus?.timeout ?? '5s') ?? 5000;
     const at = now.toISOString();
-    return Promise.all(
+    const user = `${ns}/${rollout.metadata?.name ?? ''}`;
+    const used = new Set<string>();
+    const client = (address: string) => {
+      const id = `${address} ${timeoutMs}`;
+      used.add(id);
+      return this.clients.acquire(
+        user,
+        id,
+        () => new PrometheusClient({ address, timeoutMs, onOutcome: this.opts.onOutcome }),
+      );
+    };
+    const results = await Promise.all(
       analysis.metrics.map(async (metric): Promise<CheckResult> => {
         const error = (reason: string): CheckResult => ({
           metric: metric.name,
@@ -80,7 +98,11 @@ export class CheckRunner {
           );
         const refused = prometheusRefusal(address, this.opts.admission);
         if (refused) return error(`${metric.name}: ${refused.message}; no query sent`);
-        const result = await this.client(address, timeoutMs).query(rendered.value, { time: now });
+        const result = await client(address).query(rendered.value, { time: now });
+        if (!result.ok && result.error.detail)
+          this.opts.onDetail?.(user, metric.name, { error: result.error.detail });
+        if (result.ok && result.warnings.length > 0)
+          this.opts.onDetail?.(user, metric.name, { warnings: result.warnings });
         return checkMetric({
           metric: metric.name,
           result,
@@ -90,5 +112,7 @@ export class CheckRunner {
         });
       }),
     );
+    this.clients.settle(user, used);
+    return results;
   }
 }

@@ -143,6 +143,8 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     defaultAddress: opts.prometheusUrl,
     admission,
     onOutcome: metrics.countQuery,
+    // Another server's words go to the log only, never to status or Events.
+    onDetail: (rollout, metric, detail) => log.info('Prometheus said more', { rollout, metric, ...detail }),
   });
 
   const view: ClusterView = {
@@ -190,6 +192,9 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
       const name = rollout.metadata?.name ?? '';
       metrics.observeRollout(namespace, name, after.phase, after.canaryWeight);
       metrics.countChecks(namespace, name, made);
+      // A finished run queries nothing: the Prometheus clients only it used can go.
+      if (after.phase && TERMINAL.has(after.phase))
+        runner.forget(key(rollout.metadata?.namespace, rollout.metadata?.name));
       if (after.phase && TERMINAL.has(after.phase) && before?.phase !== after.phase) {
         const started = after.runStartedAt ? Date.parse(after.runStartedAt) : undefined;
         metrics.countRun(namespace, after.phase, started ? (Date.now() - started) / 1000 : undefined);
@@ -205,6 +210,7 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     rounds.forget(k);
     looked.delete(k);
     windows.release(k);
+    runner.forget(k);
   }
 
   /** The error's kind chooses what comes next (DESIGN, principle 5). */

@@ -224,3 +224,31 @@ describe('the CheckRunner refuses what validation refuses, without a request', (
     expect(result!.reason).to.contain('rate: namespace team-b is neither');
   });
 });
+
+describe('the CheckRunner keeps a Prometheus client only while a Rollout uses it', () => {
+  it('drops the client of an address no Rollout names any more, and a gone Rollout’s', async () => {
+    // Port 9 on loopback refuses at once: every query is an 'unreachable' Error, quickly.
+    const a = 'http://127.0.0.1:9/a';
+    const b = 'http://127.0.0.1:9/b';
+    const runner = new CheckRunner({
+      admission: { prometheus: new PrometheusAllowlist(['http://127.0.0.1:9']) },
+    });
+    const named = (name: string, address: string): Rollout => {
+      const r = rollout([inline], address);
+      r.metadata = { ...r.metadata, name };
+      return r;
+    };
+    const now = new Date('2026-01-01T00:00:00Z');
+    await runner.run(named('one', a), lookups(), now);
+    await runner.run(named('two', a), lookups(), now);
+    expect(runner.clientCount()).to.equal(1);
+    await runner.run(named('two', b), lookups(), now);
+    expect(runner.clientCount()).to.equal(2);
+    await runner.run(named('one', b), lookups(), now);
+    expect(runner.clientCount(), 'no Rollout names a any more').to.equal(1);
+    runner.forget(`${NS}/one`);
+    expect(runner.clientCount()).to.equal(1);
+    runner.forget(`${NS}/two`);
+    expect(runner.clientCount()).to.equal(0);
+  });
+});
