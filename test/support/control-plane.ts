@@ -2,7 +2,7 @@
 // Each test takes its own namespace, so tests never see each other's objects.
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startControlPlane, type ControlPlane } from '../../src/sandbox/control-plane/index.js';
@@ -21,6 +21,41 @@ export function sharedControlPlane(): Promise<ControlPlane> {
     });
   }
   return shared;
+}
+
+/** The suite's audit log (JSON lines, Metadata level, one event per finished request). */
+export async function sharedAuditLog(): Promise<string> {
+  const cp = await sharedControlPlane();
+  if (!cp.auditLog) throw new Error('the shared control plane runs without an audit log');
+  return cp.auditLog;
+}
+
+/** One request as the API server's audit log tells it. */
+export interface AuditEvent {
+  stage: string;
+  verb: string;
+  userAgent?: string;
+  requestURI: string;
+  /** RFC 3339 with microseconds: the API server's own clock, the order requests reached it. */
+  requestReceivedTimestamp: string;
+  user?: { username?: string };
+  objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string };
+  responseStatus?: { code?: number };
+}
+
+/** Every complete line of an audit log (the last one may still be being written). */
+export function readAuditLog(file: string): AuditEvent[] {
+  if (!existsSync(file)) return [];
+  const events: AuditEvent[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      events.push(JSON.parse(line) as AuditEvent);
+    } catch {
+      // A line the API server is still writing.
+    }
+  }
+  return events;
 }
 
 export async function stopSharedControlPlane(): Promise<void> {
