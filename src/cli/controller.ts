@@ -4,6 +4,8 @@ import { parseArgs } from 'node:util';
 import { runController } from '../controller/controller.js';
 import { createLogger, type LogFormat, type LogLevel } from '../controller/log.js';
 import { parseBaseUrl } from '../controller/prometheus-allowlist.js';
+import { configureClient, DEFAULT_REQUEST_TIMEOUT_MS, userAgent } from '../k8s/client-config.js';
+import { DEFAULT_TIMINGS, newIdentity, timingsError } from '../k8s/leader-election.js';
 import { parseDuration } from '../machine/duration.js';
 import { UsageError } from './usage-error.js';
 
@@ -15,10 +17,11 @@ export const CONTROLLER_USAGE = `usage: perch controller [flags]   (each flag al
                           (default: only --prometheus-url, which is always allowed)
   --template-namespace NS a shared MetricTemplate catalogue any Rollout's templateRef may name
   --metrics-addr ADDR     serve /metrics, /healthz, /readyz here (default :8080; port 0 picks a free one)
+  --request-timeout D     longest wait for the API server's answer to a request other than a watch (default 30s)
   --leader-elect          elect a leader through a coordination.k8s.io/v1 Lease before reconciling
   --leader-elect-namespace NS   the Lease's namespace (default: $POD_NAMESPACE, else default)
   --leader-elect-lease-duration D, --leader-elect-renew-deadline D, --leader-elect-retry-period D
-                          client-go's timings (default 15s, 10s, 2s)
+                          client-go's timings (default 15s, 10s, 2s; lease > renew deadline > 1.2 × retry period)
   --log-level LEVEL       debug | info | warn | error (default info)
   --log-format FORMAT     json | text (default text)`;
 
@@ -29,6 +32,7 @@ const FLAGS = {
   'allowed-prometheus-urls': { type: 'string' },
   'template-namespace': { type: 'string' },
   'metrics-addr': { type: 'string' },
+  'request-timeout': { type: 'string' },
   'leader-elect': { type: 'boolean' },
   'leader-elect-namespace': { type: 'string' },
   'leader-elect-lease-duration': { type: 'string' },
@@ -102,16 +106,15 @@ export async function controllerCommand(argv: string[]): Promise<number> {
     'error',
   ] as LogLevel[]);
   const format = oneOf('log-format', get('log-format') ?? 'text', ['json', 'text'] as LogFormat[]);
-  const log = createLogger(level, format);
   const prometheusUrl = baseUrl('prometheus-url', get('prometheus-url'));
   const allowedPrometheusUrls = urlList('allowed-prometheus-urls', get('allowed-prometheus-urls'));
   const templateNamespace = namespaceName('template-namespace', get('template-namespace'));
-  const kc = new KubeConfig();
-  const kubeconfig = get('kubeconfig');
-  if (kubeconfig) kc.loadFromFile(kubeconfig);
-  else kc.loadFromDefault();
   const duration = (
-    flag: 'leader-elect-lease-duration' | 'leader-elect-renew-deadline' | 'leader-elect-retry-period',
+    flag:
+      | 'request-timeout'
+      | 'leader-elect-lease-duration'
+      | 'leader-elect-renew-deadline'
+      | 'leader-elect-retry-period',
   ) => {
     const text = get(flag);
     if (text === undefined) return undefined;
@@ -119,6 +122,22 @@ export async function controllerCommand(argv: string[]): Promise<number> {
     if (!ms) throw new UsageError(`--${flag} ${text}: write a duration such as 15s or 500ms`);
     return ms;
   };
+  const timings = {
+    leaseDurationMs: duration('leader-elect-lease-duration') ?? DEFAULT_TIMINGS.leaseDurationMs,
+    renewDeadlineMs: duration('leader-elect-renew-deadline') ?? DEFAULT_TIMINGS.renewDeadlineMs,
+    retryPeriodMs: duration('leader-elect-retry-period') ?? DEFAULT_TIMINGS.retryPeriodMs,
+  };
+  const wrongTimings = timingsError(timings);
+  if (wrongTimings) throw new UsageError(wrongTimings);
+  const requestTimeoutMs = duration('request-timeout') ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const log = createLogger(level, format);
+  // The Lease's holder and the user agent's suffix, so the audit log tells replicas apart.
+  const identity = newIdentity();
+  const kc = new KubeConfig();
+  const kubeconfig = get('kubeconfig');
+  if (kubeconfig) kc.loadFromFile(kubeconfig);
+  else kc.loadFromDefault();
+  configureClient(kc, { userAgent: userAgent(identity), requestTimeoutMs });
   const controller = await runController({
     kubeConfig: kc,
     namespace: get('namespace'),
@@ -130,9 +149,8 @@ export async function controllerCommand(argv: string[]): Promise<number> {
     leaderElection: {
       namespace: get('leader-elect-namespace') ?? process.env.POD_NAMESPACE ?? 'default',
       name: 'perch-controller',
-      leaseDurationMs: duration('leader-elect-lease-duration'),
-      renewDeadlineMs: duration('leader-elect-renew-deadline'),
-      retryPeriodMs: duration('leader-elect-retry-period'),
+      identity,
+      ...timings,
     },
     onLeadershipLost: () => process.exit(1),
     log,

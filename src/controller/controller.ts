@@ -3,6 +3,7 @@
 import { type KubeConfig, type KubernetesObject, type V1Service } from '@kubernetes/client-node';
 import { ANNOTATIONS, type MetricTemplate, type Rollout, type SmiApiVersion } from '../api/v1alpha1.js';
 import { Informer } from '../k8s/informer.js';
+import { configureClient } from '../k8s/client-config.js';
 import { LeaderElector } from '../k8s/leader-election.js';
 import { countKubeRequests } from '../k8s/request-metrics.js';
 import { readSplit } from '../k8s/trafficsplit/router.js';
@@ -36,6 +37,7 @@ export interface ControllerOptions {
   leaderElection?: {
     namespace: string;
     name: string;
+    identity?: string;
     leaseDurationMs?: number;
     renewDeadlineMs?: number;
     retryPeriodMs?: number;
@@ -64,6 +66,7 @@ const UNSYNCED_RETRY_MS = 500;
 
 export async function runController(opts: ControllerOptions): Promise<RunningController> {
   const { kubeConfig: kc, log } = opts;
+  configureClient(kc); // user agent and request timeouts, unless the caller configured them already
   const ns = opts.namespace;
   const metrics = new ControllerMetrics();
   const stopCounting = countKubeRequests(
@@ -326,9 +329,10 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     });
     standby = true;
     log.info('waiting for leadership', { lease: `${le.namespace}/${le.name}`, identity: elector.identity });
-    await elector.acquire(() => {
+    await elector.acquire((reason) => {
       log.error('lost leadership; stopping so another replica can take over', {
         identity: elector?.identity,
+        reason,
       });
       opts.onLeadershipLost?.();
     });
