@@ -1,5 +1,5 @@
 // `perch controller` as a child process, as it runs in a cluster: a kubeconfig, a Prometheus URL,
-// its metrics on a free port. Tests stop it with SIGTERM or kill it with SIGKILL, by its PID.
+// its metrics on a free port. Tests stop it with SIGTERM, kill it with SIGKILL or pause it, by its PID.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -22,12 +22,22 @@ export interface ControllerProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stop(): Promise<void>;
   kill(): Promise<void>;
+  /** SIGSTOP: the process is frozen, its sockets stay open. */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
+}
+
+export interface ControllerProcessOptions {
+  /** Added to the environment (e.g. PERCH_TEST_CLOCK_OFFSET_MS to skew one replica). */
+  env?: Record<string, string>;
 }
 
 export async function startController(
   kubeconfig: string,
   prometheusUrl: string,
   extra: string[] = [],
+  opts: ControllerProcessOptions = {},
 ): Promise<ControllerProcess> {
   const proc: ChildProcess = spawn(
     process.execPath,
@@ -44,7 +54,7 @@ export async function startController(
       'json',
       ...extra,
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env } },
   );
   const log = new EventLog<Record<string, unknown>>();
   const logs = log.seen;
@@ -70,6 +80,7 @@ export async function startController(
     );
   });
   const pid = proc.pid!;
+  const running = () => proc.exitCode === null && proc.signalCode === null;
   return {
     pid,
     metricsAddress,
@@ -77,12 +88,20 @@ export async function startController(
     waitForLog: (match, timeoutMs = 30_000, what = 'a log record') => log.find(match, timeoutMs, what),
     exited,
     async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      // A paused process would not handle SIGTERM until continued.
+      if (running()) proc.kill('SIGCONT');
+      if (running()) proc.kill('SIGTERM');
       await exited;
     },
     async kill() {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      if (running()) proc.kill('SIGKILL');
       await exited;
+    },
+    pause() {
+      if (running()) proc.kill('SIGSTOP');
+    },
+    resume() {
+      if (running()) proc.kill('SIGCONT');
     },
   };
 }
