@@ -111,7 +111,6 @@ export interface LeaderElectionOptions extends Partial<LeaderElectionTimings> {
 /** The Lease as this process last saw it, and when (monotonic) it saw it change. */
 interface Observed {
   record: string;
-  holder: string;
   leaseMs: number;
   at: number;
 }
@@ -338,7 +337,6 @@ export class LeaderElector {
     if (this.observed?.record === record) return;
     this.observed = {
       record,
-      holder: s.holderIdentity ?? '',
       // A holder asking for longer than we would is given it: waiting longer is always safe.
       leaseMs: Math.max(this.timings.leaseDurationMs, (s.leaseDurationSeconds ?? 0) * 1000),
       at: this.clock.monotonic(),
