@@ -42,6 +42,15 @@ export function apiError(err: unknown): ApiError {
   const e = err as { code?: unknown; body?: unknown; message?: string };
   const code = typeof e?.code === 'number' ? e.code : 0;
   if (code === 0) {
+    // A request cut by its timeout says only "The user aborted a request": say what happened.
+    const name = (err as { name?: unknown })?.name;
+    if (name === 'AbortError' || name === 'TimeoutError')
+      return {
+        kind: 'transient',
+        code: 0,
+        reason: 'Timeout',
+        message: 'no answer within the request timeout',
+      };
     return { kind: 'transient', code: 0, reason: 'NetworkError', message: e?.message ?? String(err) };
   }
   const status = parseBody(e.body);

@@ -5,17 +5,21 @@ import type { Phase, RolloutStatus } from '../api/v1alpha1.js';
 import { latestVerdicts, worstCheck } from './checks.js';
 import type { Plan } from './plan.js';
 import { routedAt, sameTarget } from './traffic.js';
+import { settle } from './settle.js';
 import * as t from './transitions.js';
 import type { Effect, Observation } from './types.js';
 
 export interface MachineContext {
   status: RolloutStatus;
-  /** What this reconcile's transitions asked for, in order; decide() starts each reconcile with none. */
+  /** What this reconcile's transitions asked for, in order. */
   effects: Effect[];
+  /** The status the reconcile started from (its round of checks counted): what `settle` compares with. */
+  before: RolloutStatus;
 }
 
+/** RECONCILE: one look at the Rollout. DELETE: its deletion, whatever the phase. */
 export interface ReconcileEvent {
-  type: 'RECONCILE';
+  type: 'RECONCILE' | 'DELETE';
   obs: Observation;
   plan: Plan;
 }
@@ -92,6 +96,28 @@ const guards = {
 /** The `apply` action's params: transitions run in order, each on the status the previous one left. */
 const run = (...transitions: t.Transition[]) => ({ type: 'apply' as const, params: { transitions } });
 
+type Candidate = {
+  guard?: unknown;
+  target?: string;
+  reenter?: boolean;
+  actions?: ReturnType<typeof run>;
+};
+
+/**
+ * A state's RECONCILE candidates, each ending with `settle` for the phase it lands in, and a last one
+ * that only settles: whatever a reconcile decides, it ends the same way (settle.ts).
+ */
+function settled<const C extends readonly Candidate[]>(phase: Phase, candidates: C) {
+  const landing = (target: string | undefined) => ({
+    type: 'settle' as const,
+    params: { phase: (target?.replace('#rollout.', '') ?? phase) as Phase },
+  });
+  return [
+    ...candidates.map((c) => ({ ...c, actions: [...(c.actions ? [c.actions] : []), landing(c.target)] })),
+    { actions: [landing(undefined)] },
+  ] as unknown as C;
+}
+
 // Candidates shared by the states of a running rollout, in priority order.
 const invalid = { guard: 'invalid', target: '#rollout.Invalid', actions: run(t.markInvalid) } as const;
 const deadline = {
@@ -140,18 +166,23 @@ export const rolloutMachine = setup({
       }
       return { status, effects };
     }),
+    settle: assign(({ context, event }, params: { phase: Phase }) =>
+      settle(context.before, context.status, context.effects, params.phase, event.obs, event.plan),
+    ),
   },
 }).createMachine({
   id: 'rollout',
   initial: 'Pending',
   context: ({ input }) => input,
+  // Deletion, in any phase: the live version at 100, the routing object released, the finalizer.
+  on: { DELETE: { actions: run(t.deletion) } },
   states: {
     Pending: {
-      on: { RECONCILE: [invalid, { target: 'Progressing', actions: run(t.startRun) }] },
+      on: { RECONCILE: settled('Pending', [invalid, { target: 'Progressing', actions: run(t.startRun) }]) },
     },
     Invalid: {
       on: {
-        RECONCILE: [
+        RECONCILE: settled('Invalid', [
           {
             guard: and(['invalid', 'invalidTooLong']),
             target: 'RollingBack',
@@ -167,12 +198,12 @@ export const rolloutMachine = setup({
           // A run that was promoting goes back through Progressing: the promotion gate stands again.
           { guard: 'runUnderway', target: 'Progressing', actions: run(t.revalidate) },
           { target: 'Progressing', actions: run(t.startRun) },
-        ],
+        ]),
       },
     },
     Progressing: {
       on: {
-        RECONCILE: [
+        RECONCILE: settled('Progressing', [
           ...running,
           pause,
           deadline,
@@ -187,12 +218,12 @@ export const rolloutMachine = setup({
           { guard: 'atAnalysisStep', actions: run(t.clockOn, t.awaitAnalysis) },
           // A pause step whose time is up (or that was resumed): move past it.
           { actions: run(t.resume) },
-        ],
+        ]),
       },
     },
     Paused: {
       on: {
-        RECONCILE: [
+        RECONCILE: settled('Paused', [
           ...running,
           { guard: 'shouldHold', actions: run(t.hold) },
           // A pause step that is over still waits for the window before the run moves past it.
@@ -202,23 +233,23 @@ export const rolloutMachine = setup({
             actions: run(t.holdForWindow),
           },
           { target: 'Progressing', actions: run(t.resume) },
-        ],
+        ]),
       },
     },
     Promoting: {
       on: {
-        RECONCILE: [
+        RECONCILE: settled('Promoting', [
           newRun,
           abort,
           { guard: 'trafficOnCanary', target: 'Succeeded', actions: run(t.finishPromotion) },
           deadline,
           { actions: run(t.awaitTraffic) },
-        ],
+        ]),
       },
     },
     RollingBack: {
       on: {
-        RECONCILE: [
+        RECONCILE: settled('RollingBack', [
           newRun,
           {
             guard: and(['trafficOnStable', 'endsAborted']),
@@ -227,26 +258,26 @@ export const rolloutMachine = setup({
           },
           { guard: 'trafficOnStable', target: 'Failed', actions: run(t.finishRollback) },
           { actions: run(t.awaitTraffic) },
-        ],
+        ]),
       },
     },
-    Succeeded: { on: { RECONCILE: [invalid, newRun] } },
+    Succeeded: { on: { RECONCILE: settled('Succeeded', [invalid, newRun]) } },
     Failed: {
       on: {
-        RECONCILE: [
+        RECONCILE: settled('Failed', [
           invalid,
           newRun,
           { guard: 'retryRequested', target: 'Progressing', actions: run(t.startRun) },
-        ],
+        ]),
       },
     },
     Aborted: {
       on: {
-        RECONCILE: [
+        RECONCILE: settled('Aborted', [
           invalid,
           newRun,
           { guard: 'retryRequested', target: 'Progressing', actions: run(t.startRun) },
-        ],
+        ]),
       },
     },
   },

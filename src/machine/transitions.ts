@@ -4,7 +4,7 @@ import { ANNOTATIONS, type PauseReason, type Phase, type RolloutStatus } from '.
 import { emptyAnalysis, worstCheck } from './checks.js';
 import { formatDuration } from './duration.js';
 import type { Plan, PlanStep } from './plan.js';
-import { routedAt } from './traffic.js';
+import { deletionEffects, routedAt } from './traffic.js';
 import type { Decision, Effect, Observation } from './types.js';
 
 export type Transition = (status: RolloutStatus, obs: Observation, plan: Plan) => Decision;
@@ -443,3 +443,6 @@ export function oneShotEffects(obs: Observation, acted: ReadonlySet<string>): Ef
   }
   return effects;
 }
+
+/** Deletion: the Rollout's status is not written any more; the effects put traffic on the live version. */
+export const deletion: Transition = (status, obs) => ({ status, effects: deletionEffects(status, obs) });

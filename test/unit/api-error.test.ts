@@ -42,6 +42,16 @@ describe('apiError', () => {
     expect(e.message).to.contain('ECONNREFUSED');
   });
 
+  it('says a request cut by its timeout timed out, and counts it transient', () => {
+    const aborted = Object.assign(new Error('The user aborted a request.'), { name: 'AbortError' });
+    expect(apiError(aborted)).to.deep.equal({
+      kind: 'transient',
+      code: 0,
+      reason: 'Timeout',
+      message: 'no answer within the request timeout',
+    });
+  });
+
   it('describes an error with what was being done', () => {
     expect(describeApiError(exception(422, 'Invalid', 'spec.x: bad'), 'installing CRD y').message).to.equal(
       'installing CRD y: 422 Invalid: spec.x: bad',
