@@ -1,6 +1,8 @@
 // What `kubectl perch pause|resume|promote|abort|retry` write to a Rollout, decided from what it shows now.
 // Pure: a merge patch of annotations, nothing to do, or a refusal, each with the line a person reads.
 import { ANNOTATIONS, phaseText, type Rollout } from '../api/v1alpha1.js';
+import { runTarget, splitTarget } from '../controller/reconciler.js';
+import { sameTarget } from '../machine/traffic.js';
 import { planOf } from '../machine/plan.js';
 import { formatValue, latestMeasurements } from './rollout-view.js';
 
@@ -29,12 +31,16 @@ const isSet = (rollout: Rollout, key: string) => rollout.metadata?.annotations?.
 const refOf = (rollout: Rollout) =>
   `rollout ${rollout.metadata?.namespace ?? ''}/${rollout.metadata?.name ?? ''}`;
 
-/** Why a one-shot would not reach the current run: a new generation starts a new run before anything else. */
+/**
+ * Why a one-shot would not reach the current run: the spec names another version to deliver (SPEC §4),
+ * so a new run starts before anything else. Other edits apply to the run as it is.
+ */
 function newRunPending(rollout: Rollout): string | undefined {
-  const generation = rollout.metadata?.generation;
-  const observed = rollout.status?.observedGeneration;
-  if (generation === undefined || observed === undefined || generation === observed) return undefined;
-  return `its spec changed (generation ${generation}, the run shown is of ${observed}), so the controller starts a new run first`;
+  const ran = rollout.status?.runTarget;
+  if (!ran) return undefined;
+  const next = runTarget(splitTarget(rollout));
+  if (sameTarget(ran, next)) return undefined;
+  return `its spec names another version to deliver (${next.canaryService} against ${next.stableService}; the run shown is of ${ran.canaryService}), so the controller starts a new run first`;
 }
 
 /** The refusal for a Rollout whose run is not underway: not started, or an invalid spec. */

@@ -61,8 +61,6 @@ const TEMPLATES = { apiVersion: 'perch.dev/v1alpha1', kind: 'MetricTemplate', pl
 const SERVICES = { apiVersion: 'v1', kind: 'Service', plural: 'services' };
 const TERMINAL = new Set(['Succeeded', 'Failed', 'Aborted']);
 const DEFAULT_STUCK_WORKER_MS = 120_000;
-/** While a routing informer has not listed yet, look again this soon (never block a worker on it). */
-const UNSYNCED_RETRY_MS = 500;
 
 export async function runController(opts: ControllerOptions): Promise<RunningController> {
   const { kubeConfig: kc, log } = opts;
@@ -268,7 +266,8 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     if (!rollout) return forget(k, namespace, name);
     const target = splitTarget(rollout);
     const split = splitInformer(target.apiVersion);
-    if (split.state() === 'unknown') return queue.addAfter(k, UNSYNCED_RETRY_MS);
+    // Not listed yet: its first list (served or not) brings every Rollout back (onStateChange).
+    if (split.state() === 'unknown') return;
     const route = split.get(target.name, target.namespace);
     // Never decide on a cache older than our own last write; the watch event brings the key back.
     if (expectations.behind(k, rollout, route)) return;

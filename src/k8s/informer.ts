@@ -100,10 +100,13 @@ export class Informer<T extends KubernetesObject> {
         if (notServed(err)) this.setState('notServed');
         throw err;
       }
-      this.setState('served');
       this.consecutiveErrors = 0;
-      // ListWatch fills its cache after this promise settles; setImmediate runs after that.
-      setImmediate(() => this.syncedResolve?.());
+      // ListWatch fills its cache after this promise settles; setImmediate runs after that, so whoever
+      // hears "served" (or awaits start()) reads a filled cache.
+      setImmediate(() => {
+        this.setState('served');
+        this.syncedResolve?.();
+      });
       return result;
     };
     this.listWatch = new ListWatch<T>(resourcePath(ref), new Watch(kc), list, false, ref.labelSelector);

@@ -500,7 +500,7 @@ describe('kubectl perch: actions, against the machine', () => {
     expect(plan('abort', w).message).to.match(/^rollout shop\/web is Succeeded: the canary is promoted/);
   });
 
-  it('one-shots are refused before the run starts and while a new generation waits to start its run', () => {
+  it('one-shots are refused before the run starts and while a new target waits to start its run', () => {
     const none = fromWorld(new World(spec()));
     for (const action of ['promote', 'abort', 'resume'] as const)
       expect(planAction(action, none).kind, action).to.equal('refuse');
@@ -508,9 +508,16 @@ describe('kubectl perch: actions, against the machine', () => {
       'rollout shop/web has not started its run yet (phase none): try again once it is Progressing',
     );
     const w = new World(spec()).runUntil((x) => x.status?.canaryWeight === 10);
+    // Another threshold: the run goes on as it is, so a promote reaches it.
     w.generation = 2;
+    w.spec = spec();
+    w.spec.analysis!.metrics[0]!.thresholdRange = { min: 99.5 };
+    expect(plan('promote', w).kind).to.equal('patch');
+    // Another canary: a new run comes first.
+    w.generation = 3;
+    w.spec = spec({ canaryService: 'web-v3' });
     expect(plan('promote', w).message).to.equal(
-      'rollout shop/web: its spec changed (generation 2, the run shown is of 1), so the controller starts a new run first; promote that run',
+      'rollout shop/web: its spec names another version to deliver (web-v3 against web-v1; the run shown is of web-v2), so the controller starts a new run first; promote that run',
     );
   });
 
