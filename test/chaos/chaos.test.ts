@@ -1,0 +1,37 @@
+// `npm run test:chaos`: 50 Rollouts through the seeded fault proxy, about 10 SIGKILLs of the controller and
+// one kube-apiserver restart; every run ends in its phase and writes its plan's splits, each once and valid.
+import { expect } from 'chai';
+import { runChaos, summary } from '../support/chaos.js';
+
+const number = (name: string, fallback: number) => {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0)
+    throw new Error(`${name}=${raw}: give a whole number (default ${fallback})`);
+  return n;
+};
+
+const SEED = number('PERCH_CHAOS_SEED', 1414);
+const ROLLOUTS = number('PERCH_CHAOS_ROLLOUTS', 50);
+const KILLS = number('PERCH_CHAOS_KILLS', 10);
+
+describe('chaos: faults, controller kills and a kube-apiserver restart', function () {
+  this.timeout(600_000);
+
+  it(`${ROLLOUTS} runs (seed ${SEED}) end in their phase and write each planned split once, all valid`, async () => {
+    const o = await runChaos({
+      prefix: 'chaos',
+      rollouts: ROLLOUTS,
+      faultyShare: 0.36,
+      seed: SEED,
+      kills: KILLS,
+      restartApiServer: true,
+      settleTimeoutMs: 420_000,
+      progress: (line) => process.stderr.write(`  [chaos] ${line}\n`),
+    });
+    process.stderr.write(`${summary(o)}\n`);
+    expect(o.problems, `${o.problems.join('\n')}\n${o.diagnostics}`).to.deep.equal([]);
+    expect(o.recorder.stats.resumes, 'the recorder resumed its watch across the restart').to.be.at.least(1);
+  });
+});

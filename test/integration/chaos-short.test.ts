@@ -1,0 +1,24 @@
+// The short chaos run inside `npm test`: 8 Rollouts through the seeded fault proxy, 3 seeded SIGKILLs of the
+// controller; every run ends in its phase and writes its plan's splits, each once and valid.
+import { expect } from 'chai';
+import { runChaos, summary } from '../support/chaos.js';
+
+const SEED = 808;
+
+describe('chaos, short: faults and controller kills', function () {
+  this.timeout(180_000);
+
+  it(`8 runs (seed ${SEED}) end in their phase and write each planned split once, all valid`, async () => {
+    const o = await runChaos({
+      prefix: 'chaos-short',
+      rollouts: 8,
+      faultyShare: 0.375,
+      seed: SEED,
+      kills: 3,
+      restartApiServer: false,
+      settleTimeoutMs: 120_000,
+    });
+    if (process.env.PERCH_TEST_VERBOSE) console.log(summary(o));
+    expect(o.problems, `${o.problems.join('\n')}\n${summary(o)}\n${o.diagnostics}`).to.deep.equal([]);
+  });
+});

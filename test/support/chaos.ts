@@ -1,0 +1,421 @@
+// The chaos run (issue 14): Rollouts, healthy and faulty, driven by `perch controller` through the seeded
+// fault proxy, the controller SIGKILLed at seeded moments and kube-apiserver restarted; then the verdicts.
+import type { Rollout } from '../../src/api/v1alpha1.js';
+import { parseFaultSpec } from '../../src/sandbox/faults/spec.js';
+import type { TrafficProfile } from '../../src/sandbox/apps/osm-metrics-target.js';
+import { SplitRecorder, type RecordedSplit } from './chaos-recorder.js';
+import { sharedControlPlane } from './control-plane.js';
+import { startController, type ControllerProcess } from './controller-process.js';
+import { proxyInFront, type ProxyInFront } from './fault-proxy.js';
+import { waitFor } from '../../src/sandbox/wait.js';
+import { analysis, canaryTraffic, HEALTHY, RolloutEnv, sharedPrometheus } from './rollout-env.js';
+
+export interface ChaosOptions {
+  /** Namespace prefix. */
+  prefix: string;
+  rollouts: number;
+  /** Share of the Rollouts whose canary fails its checks (0..1). */
+  faultyShare: number;
+  seed: number;
+  /** SIGKILLs of the controller, each followed by a fresh start. */
+  kills: number;
+  restartApiServer: boolean;
+  /** The fault proxy's spec, as `perch sandbox --faults` takes it; default: issue 14's mix with `seed`. */
+  faults?: string;
+  /** How long all runs together may take to reach their final phase. */
+  settleTimeoutMs: number;
+  /** Progress lines (kills, restart); default: none. */
+  progress?: (line: string) => void;
+}
+
+/** healthy: passes every check; early: fails from the start; late: turns bad once its split reaches 30. */
+export type RunKind = 'healthy' | 'faulty-early' | 'faulty-late';
+
+export interface PlannedRun {
+  name: string;
+  canary: string;
+  kind: RunKind;
+}
+
+export const STEPS = [
+  { setWeight: 10 },
+  { analysis: { iterations: 2 } },
+  { setWeight: 30 },
+  { pause: { duration: '2s' } },
+  { setWeight: 60 },
+  { analysis: { iterations: 2 } },
+  { setWeight: 100 },
+];
+/** The canary weight of each split version a healthy run writes: created at stable 100, each step, promoted. */
+export const PLANNED = [0, 10, 30, 60, 100];
+const LATE_TRIGGER = 30;
+const FAULTY: TrafficProfile = { rps: 50, errorRate: 0.3, latencyMs: 20 };
+const STABLE = 'web-v1';
+const TERMINAL = new Set(['Succeeded', 'Failed', 'Aborted']);
+
+export const issueFaults = (seed: number) => `seed=${seed},500=0.10,409=0.05,429=0.02,watch-cut=5s`;
+
+export interface Kill {
+  at: number;
+  /** Split versions recorded when the kill landed. */
+  versions: number;
+  /** Runs with a split and no final phase at that moment. */
+  inFlight: number;
+  pid: number;
+}
+
+export interface RunOutcome extends PlannedRun {
+  createdAt: number;
+  settledAt: number | undefined;
+  rollout: Rollout | undefined;
+}
+
+export interface ChaosOutcome {
+  ns: string;
+  seed: number;
+  faults: string;
+  runs: RunOutcome[];
+  kills: Kill[];
+  apiRestart: { at: number; inFlight: number; tookMs: number } | undefined;
+  /** A controller started once every run had ended: how long until it had reconciled them all. */
+  afterEnd: { tookMs: number; error?: string } | undefined;
+  recorder: SplitRecorder;
+  controllers: ControllerProcess[];
+  durationMs: number;
+  /** Everything that is wrong, one line each; empty when the run kept every promise. */
+  problems: string[];
+  /** What a failure needs to be diagnosed: per run with a problem, its status, splits, Events and logs. */
+  diagnostics: string;
+}
+
+/** mulberry32: a small seeded generator, so a seed names one plan (kinds, kill moments, delays). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Which runs are faulty and how, drawn from the seed; half the faulty ones fail late. */
+export function planRuns(count: number, faultyShare: number, random: () => number): PlannedRun[] {
+  const order = Array.from({ length: count }, (_, i) => i);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  const faulty = order.slice(0, Math.round(count * faultyShare));
+  return Array.from({ length: count }, (_, i) => {
+    const at = faulty.indexOf(i);
+    const kind: RunKind = at < 0 ? 'healthy' : at % 2 === 0 ? 'faulty-early' : 'faulty-late';
+    return { name: `run-${i}`, canary: `canary-${i}`, kind };
+  });
+}
+
+/** Split versions the plan writes (late failures at their shortest), to place the kills along the way. */
+function expectedVersions(runs: PlannedRun[]): number {
+  return runs.reduce((n, r) => n + (r.kind === 'healthy' ? 5 : r.kind === 'faulty-early' ? 3 : 4), 0);
+}
+
+export const canaryWeightOf = (v: RecordedSplit, canary: string) =>
+  Number(v.backends.find((b) => b.service === canary)?.weight ?? 0);
+
+/** What is wrong with one split version: SPEC §3's rules for an SMI TrafficSplit. */
+export function invalidSplit(v: RecordedSplit, ns: string, canary: string): string | undefined {
+  if (v.type === 'DELETED') return 'the split was deleted';
+  const root = `web.${ns}.svc.cluster.local`;
+  if (v.service !== root) return `spec.service is ${JSON.stringify(v.service)}, not ${root}`;
+  const names = v.backends.map((b) => b.service);
+  if (v.backends.length === 0) return 'no backends';
+  if (new Set(names).size !== names.length) return `a backend is listed twice: ${names.join(',')}`;
+  for (const b of v.backends) {
+    if (b.service !== STABLE && b.service !== canary)
+      return `backend ${String(b.service)} is neither stable nor canary`;
+    if (typeof b.weight !== 'number' || !Number.isInteger(b.weight) || b.weight <= 0)
+      return `backend ${String(b.service)} has weight ${JSON.stringify(b.weight)}, not a positive whole number`;
+  }
+  const total = v.backends.reduce((n, b) => n + Number(b.weight), 0);
+  return total === 100 ? undefined : `the weights add up to ${total}`;
+}
+
+/** What is wrong with one run's sequence of split versions, given its kind. */
+export function wrongSequence(kind: RunKind, weights: number[]): string | undefined {
+  const show = `[${weights.join(', ')}]`;
+  if (kind === 'healthy') {
+    return weights.join() === PLANNED.join()
+      ? undefined
+      : `wrote ${show}; the plan is [${PLANNED.join(', ')}]`;
+  }
+  if (kind === 'faulty-early') {
+    // Its first check fails, at the first step's weight: nothing else can be written.
+    return weights.join() === '0,10,0'
+      ? undefined
+      : `wrote ${show}; a run failing from the start writes [0, 10, 0]`;
+  }
+  // Turned bad at 30: it fails at 30 or, if its checks lag, at the next step, and never promotes.
+  const reached = weights.slice(0, -1);
+  const upTo = PLANNED.indexOf(LATE_TRIGGER);
+  const inOrder = reached.every((w, i) => w === PLANNED[i]);
+  if (weights.at(-1) === 0 && inOrder && reached.length > upTo && reached.length < PLANNED.length)
+    return undefined;
+  return `wrote ${show}; a run failing from weight ${LATE_TRIGGER} writes [${PLANNED.slice(0, upTo + 1).join(', ')}, ...] in plan order without 100, then 0`;
+}
+
+export async function runChaos(opts: ChaosOptions): Promise<ChaosOutcome> {
+  const started = Date.now();
+  const progress = opts.progress ?? (() => undefined);
+  const random = prng(opts.seed);
+  const plan = planRuns(opts.rollouts, opts.faultyShare, random);
+  const faults = opts.faults ?? issueFaults(opts.seed);
+  const cp = await sharedControlPlane();
+  const { prometheus, target } = await sharedPrometheus();
+
+  const env = await RolloutEnv.create(opts.prefix, ['web', STABLE, ...plan.map((r) => r.canary)]);
+  const recorder = await SplitRecorder.start(cp.kubeConfig(), env.ns, cp.etcdUrl);
+  let proxy: ProxyInFront | undefined;
+  const controllers: ControllerProcess[] = [];
+  const runs: RunOutcome[] = [];
+  const kills: Kill[] = [];
+  let apiRestart: ChaosOutcome['apiRestart'];
+  let afterEnd: ChaosOutcome['afterEnd'];
+  try {
+    await Promise.all(
+      plan.map((r) => canaryTraffic(env, r.kind === 'faulty-early' ? FAULTY : HEALTHY, r.canary)),
+    );
+    for (const r of plan.filter((p) => p.kind === 'faulty-late')) {
+      void recorder.versions
+        .find((v) => v.name === r.name && canaryWeightOf(v, r.canary) === LATE_TRIGGER, 3_600_000)
+        .then(() => target.set(env.ns, r.canary, FAULTY))
+        .catch(() => undefined);
+    }
+    proxy = await proxyInFront(cp, parseFaultSpec(faults));
+    const start = async () => {
+      const c = await startController(proxy!.kubeconfig, prometheus.url, ['--namespace', env.ns]);
+      controllers.push(c);
+      return c;
+    };
+    let controller = await start();
+
+    for (const r of plan) {
+      await env.createRollout(r.name, { canaryService: r.canary, steps: STEPS, analysis: analysis() });
+      runs.push({ ...r, createdAt: Date.now(), settledAt: undefined, rollout: undefined });
+    }
+    const phaseOf = (name: string) => lastRollout(env, name)?.status?.phase ?? '';
+    const inFlight = () =>
+      runs.filter((r) => recorder.history(r.name).length > 0 && !TERMINAL.has(phaseOf(r.name))).length;
+
+    let settled = false;
+    const settle = Promise.all(
+      runs.map(async (r) => {
+        r.rollout = await env.until(
+          r.name,
+          (x) => TERMINAL.has(x.status?.phase ?? ''),
+          'a final phase',
+          opts.settleTimeoutMs,
+        );
+        r.settledAt = Date.now();
+      }),
+    ).finally(() => (settled = true));
+
+    // Kill moments: seeded counts of split versions written so far, each with a seeded delay after it.
+    const total = expectedVersions(plan);
+    const at = (lo: number, hi: number) => Math.floor(total * (lo + random() * (hi - lo)));
+    const killPoints = Array.from({ length: opts.kills }, () => ({
+      versions: at(0.1, 0.8),
+      delayMs: random() * 1500,
+    }));
+    killPoints.sort((a, b) => a.versions - b.versions);
+    const restartPoint = at(0.35, 0.55);
+    const versionsAtLeast = (n: number) =>
+      Promise.race([
+        recorder.versions.find(
+          () => recorder.versions.seen.length >= n,
+          opts.settleTimeoutMs,
+          `${n} split versions`,
+        ),
+        settle,
+      ]).catch(() => undefined);
+    const countVersions = () => recorder.versions.seen.length;
+
+    const restarting = opts.restartApiServer
+      ? (async () => {
+          await versionsAtLeast(restartPoint);
+          if (settled) return;
+          const t0 = Date.now();
+          const flying = inFlight();
+          progress(
+            `restarting kube-apiserver at ${countVersions()} split versions, ${flying} runs in flight`,
+          );
+          await cp.restartApiServer();
+          apiRestart = { at: t0, inFlight: flying, tookMs: Date.now() - t0 };
+          progress(`kube-apiserver back after ${apiRestart.tookMs} ms`);
+        })()
+      : Promise.resolve();
+
+    let previous = 0;
+    for (const point of killPoints) {
+      await versionsAtLeast(Math.max(point.versions, previous + 1));
+      if (settled) break;
+      await new Promise((r) => setTimeout(r, point.delayMs));
+      if (settled) break;
+      const kill: Kill = {
+        at: Date.now(),
+        versions: countVersions(),
+        inFlight: inFlight(),
+        pid: controller.pid,
+      };
+      previous = kill.versions;
+      await controller.kill();
+      kills.push(kill);
+      progress(`SIGKILL ${kill.pid} at ${kill.versions} split versions, ${kill.inFlight} runs in flight`);
+      controller = await start();
+    }
+    await settle.catch(() => undefined);
+    await restarting;
+
+    // A controller started after every run ended moves nothing: the live-version rule, across one more kill.
+    await controller.kill();
+    controller = await start();
+    const t0 = Date.now();
+    const c = controller;
+    await waitFor(
+      async () => {
+        const phases = await rolloutPhases(c.metricsAddress, env.ns);
+        return runs.every((r) => phases.get(r.name) === phaseOf(r.name)) ? true : undefined;
+      },
+      {
+        what: 'the controller started after the end to reconcile every Rollout',
+        timeoutMs: 60_000,
+        intervalMs: 250,
+      },
+    ).then(
+      () => (afterEnd = { tookMs: Date.now() - t0 }),
+      (err: Error) => (afterEnd = { tookMs: Date.now() - t0, error: err.message }),
+    );
+    await recorder.caughtUp();
+    for (const r of runs) r.rollout = await env.get(r.name);
+  } finally {
+    recorder.stop();
+    env.close();
+    for (const c of controllers) await c.stop();
+    await proxy?.proxy.close();
+  }
+
+  const outcome: ChaosOutcome = {
+    ns: env.ns,
+    seed: opts.seed,
+    faults,
+    runs,
+    kills,
+    apiRestart,
+    afterEnd,
+    recorder,
+    controllers,
+    durationMs: Date.now() - started,
+    problems: [],
+    diagnostics: '',
+  };
+  outcome.problems = verdicts(outcome, opts);
+  outcome.diagnostics = await diagnose(outcome, env);
+  return outcome;
+}
+
+/** name → phase of the Rollouts of `ns` as a controller's perch_rollout_info reports them. */
+async function rolloutPhases(metricsAddress: string, ns: string): Promise<Map<string, string>> {
+  const text = await (await fetch(`http://${metricsAddress}/metrics`)).text();
+  const phases = new Map<string, string>();
+  for (const m of text.matchAll(/^perch_rollout_info\{([^}]*)\} 1$/gm)) {
+    const labels = Object.fromEntries([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+    if (labels.namespace === ns && labels.name && labels.phase) phases.set(labels.name, labels.phase);
+  }
+  return phases;
+}
+
+function lastRollout(env: RolloutEnv, name: string): Rollout | undefined {
+  for (let i = env.rollouts.seen.length - 1; i >= 0; i--)
+    if (env.rollouts.seen[i]!.metadata?.name === name) return env.rollouts.seen[i];
+  return undefined;
+}
+
+function verdicts(o: ChaosOutcome, opts: ChaosOptions): string[] {
+  const problems: string[] = [];
+  for (const r of o.runs) {
+    const want = r.kind === 'healthy' ? 'Succeeded' : 'Failed';
+    const phase = r.rollout?.status?.phase;
+    if (phase !== want) problems.push(`${r.name} (${r.kind}): phase ${phase ?? '(none)'}, expected ${want}`);
+    const history = o.recorder.history(r.name);
+    for (const v of history) {
+      const wrong = invalidSplit(v, o.ns, r.canary);
+      if (wrong) problems.push(`${r.name}: invalid split at resourceVersion ${v.rv}: ${wrong}`);
+    }
+    const wrong = wrongSequence(
+      r.kind,
+      history.map((v) => canaryWeightOf(v, r.canary)),
+    );
+    if (wrong) problems.push(`${r.name} (${r.kind}): ${wrong}`);
+  }
+  if (o.kills.length !== opts.kills)
+    problems.push(`${o.kills.length} kills landed, ${opts.kills} planned: the runs ended before the rest`);
+  for (const k of o.kills)
+    if (k.inFlight === 0)
+      problems.push(`the kill of ${k.pid} at ${k.versions} versions found no run in flight`);
+  if (opts.restartApiServer && !o.apiRestart)
+    problems.push('kube-apiserver was not restarted: the runs ended first');
+  if (o.apiRestart && o.apiRestart.inFlight === 0)
+    problems.push('kube-apiserver restarted with no run in flight');
+  if (!o.afterEnd || o.afterEnd.error)
+    problems.push(`a controller started after the end did not report every Rollout: ${o.afterEnd?.error}`);
+  for (const gap of o.recorder.stats.gaps) problems.push(`the split recorder missed versions: ${gap}`);
+  return problems;
+}
+
+/** The summary of one run: counts, timings, what the recorder went through. */
+export function summary(o: ChaosOutcome): string {
+  const by = (kind: RunKind) => o.runs.filter((r) => r.kind === kind).length;
+  const s = o.recorder.stats;
+  const exposed = o.runs.filter((r) =>
+    o.kills.some((k) => k.at > r.createdAt && k.at < (r.settledAt ?? Infinity)),
+  ).length;
+  return [
+    `chaos: seed ${o.seed}, faults "${o.faults}", namespace ${o.ns}, ${(o.durationMs / 1000).toFixed(1)} s`,
+    `  runs: ${by('healthy')} healthy, ${by('faulty-early')} faulty from the start, ${by('faulty-late')} faulty from weight ${LATE_TRIGGER}; ${exposed} killed under at least once`,
+    `  kills: ${o.kills.map((k) => `${k.versions}v/${k.inFlight}f`).join(' ')} (split versions / runs in flight)`,
+    `  controller started after the end: ${o.afterEnd ? `${o.afterEnd.tookMs} ms to report every Rollout` : 'none'}`,
+    `  kube-apiserver restart: ${o.apiRestart ? `${o.apiRestart.tookMs} ms, ${o.apiRestart.inFlight} runs in flight` : 'none'}`,
+    `  recorder: ${o.recorder.versions.seen.length} versions, ${s.watches} watches, ${s.resumes} resumes, ${s.relists} relists, ${s.fromEtcd} versions read back from etcd, ${s.errors} connection errors`,
+  ].join('\n');
+}
+
+async function diagnose(o: ChaosOutcome, env: RolloutEnv): Promise<string> {
+  const bad = o.runs.filter((r) =>
+    o.problems.some((p) => p.startsWith(`${r.name}:`) || p.startsWith(`${r.name} `)),
+  );
+  const out: string[] = [];
+  for (const r of bad.slice(0, 5)) {
+    const st = r.rollout?.status;
+    out.push(`--- ${r.name} (${r.kind}, canary ${r.canary})`);
+    out.push(
+      `status: ${JSON.stringify({ phase: st?.phase, message: st?.message, step: st?.currentStepIndex, canaryWeight: st?.canaryWeight, pauseReason: st?.pauseReason, observedGeneration: st?.observedGeneration, conditions: st?.conditions?.map((c) => `${c.type}=${c.status}/${c.reason}`) })}`,
+    );
+    out.push('splits:');
+    for (const v of o.recorder.history(r.name))
+      out.push(
+        `  rv ${v.rv} ${v.type} ${v.source} +${v.at - o.runs[0]!.createdAt}ms ${v.backends.map((b) => `${String(b.service)}=${String(b.weight)}`).join(',')}`,
+      );
+    const events = await env.events(r.name).catch(() => []);
+    out.push(`events: ${events.map((e) => `${e.reason}: ${e.message}`).join(' | ')}`);
+    out.push('controller logs naming it:');
+    for (const [i, c] of o.controllers.entries())
+      for (const l of c.logs.filter((l) => JSON.stringify(l).includes(r.name)).slice(-8))
+        out.push(`  [controller ${i}] ${JSON.stringify(l)}`);
+  }
+  if (bad.length > 5) out.push(`(${bad.length - 5} more runs with problems)`);
+  const last = o.controllers[o.controllers.length - 1];
+  if (last) {
+    out.push('--- the last controller, its last log lines:');
+    for (const l of last.logs.slice(-15)) out.push(`  ${JSON.stringify(l)}`);
+  }
+  return out.join('\n');
+}
