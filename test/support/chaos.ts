@@ -1,6 +1,8 @@
 // The chaos run (issue 14): Rollouts, healthy and faulty, driven by `perch controller` through the seeded
 // fault proxy, the controller SIGKILLed at seeded moments and kube-apiserver restarted; then the verdicts.
+import { existsSync, readFileSync } from 'node:fs';
 import type { Rollout } from '../../src/api/v1alpha1.js';
+import type { FaultRecord } from '../../src/sandbox/faults/proxy.js';
 import { parseFaultSpec } from '../../src/sandbox/faults/spec.js';
 import type { TrafficProfile } from '../../src/sandbox/apps/osm-metrics-target.js';
 import { SplitRecorder, type RecordedSplit } from './chaos-recorder.js';
@@ -149,10 +151,11 @@ export function wrongSequence(kind: RunKind, weights: number[]): string | undefi
       : `wrote ${show}; the plan is [${PLANNED.join(', ')}]`;
   }
   if (kind === 'faulty-early') {
-    // Its first check fails, at the first step's weight: nothing else can be written.
-    return weights.join() === '0,10,0'
+    // Its first check fails, at the first step: 10 is written and taken back, or, when the check's verdict
+    // comes before the write of 10 got through (a fault, a kill), never written at all.
+    return ['0,10,0', '0'].includes(weights.join())
       ? undefined
-      : `wrote ${show}; a run failing from the start writes [0, 10, 0]`;
+      : `wrote ${show}; a run failing from the start writes [0, 10, 0] (or [0] if it fails before 10 is routed)`;
   }
   // Turned bad at 30: it fails at 30 or, if its checks lag, at the next step, and never promotes.
   const reached = weights.slice(0, -1);
@@ -318,7 +321,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosOutcome> {
     diagnostics: '',
   };
   outcome.problems = verdicts(outcome, opts);
-  outcome.diagnostics = await diagnose(outcome, env);
+  outcome.diagnostics = await diagnose(outcome, env, proxy?.proxy.records() ?? [], cp.auditLog);
   return outcome;
 }
 
@@ -388,7 +391,33 @@ export function summary(o: ChaosOutcome): string {
   ].join('\n');
 }
 
-async function diagnose(o: ChaosOutcome, env: RolloutEnv): Promise<string> {
+/** The API server's audit records of writes to one TrafficSplit: what got through the proxy, and its answer. */
+function auditedWrites(auditLog: string | undefined, ns: string, name: string): string[] {
+  if (!auditLog || !existsSync(auditLog)) return [];
+  const out: string[] = [];
+  for (const line of readFileSync(auditLog, 'utf8').split('\n')) {
+    if (!line.includes(`"name":"${name}"`) || !line.includes('trafficsplits')) continue;
+    const a = JSON.parse(line) as {
+      verb: string;
+      userAgent?: string;
+      stageTimestamp?: string;
+      objectRef?: { resource?: string; namespace?: string; name?: string };
+      responseStatus?: { code?: number };
+    };
+    const ref = a.objectRef;
+    if (ref?.resource !== 'trafficsplits' || ref.namespace !== ns || ref.name !== name) continue;
+    if (!['create', 'patch', 'update', 'delete'].includes(a.verb)) continue;
+    out.push(`${a.stageTimestamp} ${a.verb} ${a.responseStatus?.code} ${a.userAgent ?? ''}`);
+  }
+  return out;
+}
+
+async function diagnose(
+  o: ChaosOutcome,
+  env: RolloutEnv,
+  proxied: FaultRecord[],
+  auditLog: string | undefined,
+): Promise<string> {
   const bad = o.runs.filter((r) =>
     o.problems.some((p) => p.startsWith(`${r.name}:`) || p.startsWith(`${r.name} `)),
   );
@@ -404,6 +433,13 @@ async function diagnose(o: ChaosOutcome, env: RolloutEnv): Promise<string> {
       out.push(
         `  rv ${v.rv} ${v.type} ${v.source} +${v.at - o.runs[0]!.createdAt}ms ${v.backends.map((b) => `${String(b.service)}=${String(b.weight)}`).join(',')}`,
       );
+    out.push('split writes the API server answered (audit log):');
+    for (const l of auditedWrites(auditLog, o.ns, r.name)) out.push(`  ${l}`);
+    const path = `/namespaces/${o.ns}/trafficsplits/${r.name}`;
+    const faulted = proxied.filter((p) => p.path.includes(path) && p.method !== 'GET' && p.fault !== 'none');
+    out.push(
+      `split writes the fault proxy answered itself: ${faulted.map((p) => `${p.method} #${p.index} ${p.fault}`).join(', ') || 'none'}`,
+    );
     const events = await env.events(r.name).catch(() => []);
     out.push(`events: ${events.map((e) => `${e.reason}: ${e.message}`).join(' | ')}`);
     out.push('controller logs naming it:');
