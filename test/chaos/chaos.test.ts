@@ -1,20 +1,11 @@
 // `npm run test:chaos`: 50 Rollouts through the seeded fault proxy, about 10 SIGKILLs of the controller and
 // one kube-apiserver restart; every run ends in its phase and writes its plan's splits, each once and valid.
 import { expect } from 'chai';
-import { runChaos, summary } from '../support/chaos.js';
+import { fromEnv, runChaos, summary } from '../support/chaos.js';
 
-const number = (name: string, fallback: number) => {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0)
-    throw new Error(`${name}=${raw}: give a whole number (default ${fallback})`);
-  return n;
-};
-
-const SEED = number('PERCH_CHAOS_SEED', 1414);
-const ROLLOUTS = number('PERCH_CHAOS_ROLLOUTS', 50);
-const KILLS = number('PERCH_CHAOS_KILLS', 10);
+const SEED = fromEnv('PERCH_CHAOS_SEED', 1414);
+const ROLLOUTS = fromEnv('PERCH_CHAOS_ROLLOUTS', 50);
+const KILLS = fromEnv('PERCH_CHAOS_KILLS', 10);
 
 describe('chaos: faults, controller kills and a kube-apiserver restart', function () {
   this.timeout(600_000);

@@ -1,9 +1,9 @@
 // The short chaos run inside `npm test`: 8 Rollouts through the seeded fault proxy, 3 seeded SIGKILLs of the
 // controller; every run ends in its phase and writes its plan's splits, each once and valid.
 import { expect } from 'chai';
-import { runChaos, summary } from '../support/chaos.js';
+import { fromEnv, runChaos, summary } from '../support/chaos.js';
 
-const SEED = 808;
+const SEED = fromEnv('PERCH_CHAOS_SHORT_SEED', 808);
 
 describe('chaos, short: faults and controller kills', function () {
   this.timeout(180_000);

@@ -16,8 +16,8 @@ export interface RecordedSplit {
   type: 'ADDED' | 'MODIFIED' | 'DELETED';
   service: unknown;
   backends: Backend[];
-  /** How the version reached us: the watch, or etcd's history when a relist left a gap. */
-  source: 'watch' | 'etcd';
+  /** How the version reached us: a list, the watch, or etcd's history when a relist left a gap. */
+  source: 'list' | 'watch' | 'etcd';
   at: number;
 }
 
@@ -73,7 +73,7 @@ export class SplitRecorder {
       etcdUrl ? { url: etcdUrl, prefix: `${KEY_PREFIX}/${ns}/` } : undefined,
     );
     const list = await r.list();
-    for (const item of list.items) r.record('ADDED', item, 'watch');
+    for (const item of list.items) r.record('ADDED', item, 'list');
     r.rv = list.rv;
     await r.watch();
     return r;
@@ -98,6 +98,30 @@ export class SplitRecorder {
         );
       }),
     );
+  }
+
+  /**
+   * Checks the record against etcd's history of every split (the store under the API server): the
+   * versions etcd holds that the recorder lacks, and the reverse. Empty when nothing was missed.
+   */
+  async crossCheck(etcdUrl: string): Promise<string[]> {
+    const problems: string[] = [];
+    for (const name of this.last.keys()) {
+      const key = `${KEY_PREFIX}/${this.ns}/${name}`;
+      const stored: number[] = [];
+      for (let kv = await etcdGet(etcdUrl, key, 0); kv; kv = await etcdGet(etcdUrl, key, kv.modRevision - 1))
+        stored.unshift(kv.modRevision);
+      const recorded = this.history(name)
+        .filter((v) => v.type !== 'DELETED')
+        .map((v) => v.rv);
+      const missed = stored.filter((rv) => !recorded.includes(rv));
+      const unknown = recorded.filter((rv) => !stored.includes(rv));
+      if (missed.length > 0)
+        problems.push(`${name}: etcd has versions ${missed.join(', ')} the recorder missed`);
+      if (unknown.length > 0)
+        problems.push(`${name}: recorded versions ${unknown.join(', ')} etcd never had`);
+    }
+    return problems;
   }
 
   stop(): void {
@@ -194,7 +218,7 @@ export class SplitRecorder {
       if (listed && listedRv === this.last.get(name)) continue;
       if (!this.etcd) {
         this.stats.gaps.push(`${name}: a relist from ${from} to ${to} may have hidden versions`);
-        if (listed) missed.push(toRecord(name, listedRv, listed, 'watch'));
+        if (listed) missed.push(toRecord(name, listedRv, listed, 'list'));
         continue;
       }
       try {
@@ -254,6 +278,7 @@ async function etcdGet(
   key: string,
   revision: number,
 ): Promise<{ modRevision: number; value: SplitObject } | undefined> {
+  // revision 0: the latest.
   const res = await fetch(`${etcdUrl}/v3/kv/range`, {
     method: 'POST',
     body: JSON.stringify({ key: b64(key), revision: String(revision) }),
