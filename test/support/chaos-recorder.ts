@@ -55,6 +55,7 @@ export class SplitRecorder {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private failures = 0;
+  private readonly listeners: ((v: RecordedSplit) => void)[] = [];
 
   private constructor(
     private readonly kc: KubeConfig,
@@ -77,6 +78,11 @@ export class SplitRecorder {
     r.rv = list.rv;
     await r.watch();
     return r;
+  }
+
+  /** Calls `handler` with each version as it is recorded (no timer: nothing is kept waiting after a run). */
+  onVersion(handler: (v: RecordedSplit) => void): void {
+    this.listeners.push(handler);
   }
 
   /** Every recorded version of one split, in resourceVersion order. */
@@ -145,7 +151,7 @@ export class SplitRecorder {
     // A watch resumed from rv never repeats rv; a repeat would be the recorder's bug, so it is kept out.
     if ((this.last.get(name) ?? 0) >= rv) return;
     this.last.set(name, rv);
-    this.versions.push({
+    const v: RecordedSplit = {
       name,
       rv,
       type,
@@ -153,7 +159,9 @@ export class SplitRecorder {
       backends: obj.spec?.backends ?? [],
       source,
       at: Date.now(),
-    });
+    };
+    this.versions.push(v);
+    for (const l of this.listeners) l(v);
   }
 
   private async watch(): Promise<void> {

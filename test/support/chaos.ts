@@ -200,12 +200,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosOutcome> {
     await Promise.all(
       plan.map((r) => canaryTraffic(env, r.kind === 'faulty-early' ? FAULTY : HEALTHY, r.canary)),
     );
-    for (const r of plan.filter((p) => p.kind === 'faulty-late')) {
-      void recorder.versions
-        .find((v) => v.name === r.name && canaryWeightOf(v, r.canary) === LATE_TRIGGER, 3_600_000)
-        .then(() => target.set(env.ns, r.canary, FAULTY))
-        .catch(() => undefined);
-    }
+    const late = new Map(plan.filter((p) => p.kind === 'faulty-late').map((r) => [r.name, r.canary]));
+    recorder.onVersion((v) => {
+      const canary = late.get(v.name);
+      if (canary === undefined || canaryWeightOf(v, canary) !== LATE_TRIGGER) return;
+      late.delete(v.name);
+      target.set(env.ns, canary, FAULTY);
+    });
     proxy = await proxyInFront(cp, parseFaultSpec(faults));
     const start = async () => {
       const c = await startController(proxy!.kubeconfig, prometheus.url, ['--namespace', env.ns]);
@@ -244,16 +245,19 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosOutcome> {
     }));
     killPoints.sort((a, b) => a.versions - b.versions);
     const restartPoint = at(0.35, 0.55);
-    const versionsAtLeast = (n: number) =>
-      Promise.race([
-        recorder.versions.find(
-          () => recorder.versions.seen.length >= n,
-          opts.settleTimeoutMs,
-          `${n} split versions`,
-        ),
-        settle,
-      ]).catch(() => undefined);
     const countVersions = () => recorder.versions.seen.length;
+    const waiting = new Set<{ n: number; resolve: () => void }>();
+    recorder.onVersion(() => {
+      for (const w of [...waiting]) {
+        if (countVersions() < w.n) continue;
+        waiting.delete(w);
+        w.resolve();
+      }
+    });
+    const versionsAtLeast = (n: number): Promise<unknown> =>
+      countVersions() >= n
+        ? Promise.resolve()
+        : Promise.race([new Promise<void>((resolve) => waiting.add({ n, resolve })), settle.catch(() => 0)]);
 
     const restarting = opts.restartApiServer
       ? (async () => {
