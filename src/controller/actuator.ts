@@ -1,5 +1,5 @@
 // The reconciler's writes over the k8s writers, one Actuator per reconcile: each write's failure is a
-// WriteError with its kind, and every version a write moves past goes to the expectations.
+// WriteError with its kind, and every version a successful write moves past goes to the expectations.
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { Rollout } from '../api/v1alpha1.js';
 import type { ApiErrorKind } from '../k8s/api-error.js';
@@ -9,13 +9,14 @@ import { TrafficRouter, type RouterError } from '../k8s/trafficsplit/router.js';
 import type { Expectations } from './expectations.js';
 import type { Actuator } from './reconciler.js';
 
-/** A write that failed. `object` says which one, so a conflict waits for the right cache. */
+/** A write that failed. `object` and `basedOn` say which object and version it was written against. */
 export class WriteError extends Error {
   readonly kind: ApiErrorKind | 'notOwned';
   constructor(
     readonly object: 'rollout' | 'route',
     readonly doing: string,
     readonly error: RouterError,
+    readonly basedOn: string | undefined,
     /** The canary weight a refused routing write asked for. */
     readonly canaryWeight?: number,
   ) {
@@ -64,20 +65,15 @@ export class KubeActuator {
       canaryWeight?: number,
     ) => {
       const r = await write();
-      if (!r.ok) {
-        if (r.error.kind === 'conflict') ex.routePast(key, current);
-        throw new WriteError('route', doing, r.error, canaryWeight);
-      }
+      if (!r.ok)
+        throw new WriteError('route', doing, r.error, current?.metadata?.resourceVersion, canaryWeight);
       if (r.outcome !== 'unchanged') ex.routePast(key, current);
       return r.outcome;
     };
     return {
       patchStatus: async (_r, before, after) => {
         const r = await this.writer.patchStatus(ns, name, before, after, { resourceVersion: version });
-        if (!r.ok) {
-          if (r.error.kind === 'conflict') ex.rolloutPast(key, version);
-          throw new WriteError('rollout', 'status patch', r.error);
-        }
+        if (!r.ok) throw new WriteError('rollout', 'status patch', r.error, version);
         moved(r.value);
         return r.value;
       },
@@ -95,27 +91,18 @@ export class KubeActuator {
       event: (r, type, reason, message) => this.event(r, type, reason, message),
       clearAnnotations: async (_r, keys) => {
         const r = await this.writer.clearAnnotations(ns, name, keys);
-        if (!r.ok) {
-          if (r.error.kind === 'conflict') ex.rolloutPast(key, version);
-          throw new WriteError('rollout', 'annotation removal', r.error);
-        }
+        if (!r.ok) throw new WriteError('rollout', 'annotation removal', r.error, version);
         moved(r.value);
         return r.value;
       },
       addFinalizer: async (r) => {
         const w = await this.writer.addFinalizer(r);
-        if (!w.ok) {
-          if (w.error.kind === 'conflict') ex.rolloutPast(key, version);
-          throw new WriteError('rollout', 'adding the finalizer', w.error);
-        }
+        if (!w.ok) throw new WriteError('rollout', 'adding the finalizer', w.error, version);
         if (w.value) ex.rolloutPast(key, version);
       },
       removeFinalizer: async (r) => {
         const w = await this.writer.removeFinalizer(r);
-        if (!w.ok) {
-          if (w.error.kind === 'conflict') ex.rolloutPast(key, version);
-          throw new WriteError('rollout', 'removing the finalizer', w.error);
-        }
+        if (!w.ok) throw new WriteError('rollout', 'removing the finalizer', w.error, version);
       },
     };
   }

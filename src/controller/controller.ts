@@ -61,6 +61,7 @@ const TEMPLATES = { apiVersion: 'perch.dev/v1alpha1', kind: 'MetricTemplate', pl
 const SERVICES = { apiVersion: 'v1', kind: 'Service', plural: 'services' };
 const TERMINAL = new Set(['Succeeded', 'Failed', 'Aborted']);
 const DEFAULT_STUCK_WORKER_MS = 120_000;
+const CONFLICT_RECHECK_MS = 1000;
 
 export async function runController(opts: ControllerOptions): Promise<RunningController> {
   const { kubeConfig: kc, log } = opts;
@@ -127,6 +128,8 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
   }
 
   const expectations = new Expectations();
+  /** The last conflict per Rollout (object and version), so a repeat against the same version waits. */
+  const conflicts = new Map<string, string>();
   const refusals = new Refusals();
   const looked = new Set<string>();
   const windows = new SharedByRollouts<ReturnType<typeof compileWindow>>();
@@ -207,6 +210,7 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
   function forget(k: string, namespace: string, name: string): void {
     metrics.forgetRollout(namespace, name);
     expectations.forget(k);
+    conflicts.delete(k);
     refusals.forget(k);
     rounds.forget(k);
     looked.delete(k);
@@ -222,11 +226,15 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     }
     switch (err.kind) {
       case 'conflict': {
-        // Decide again now, on fresh state: at once if the cache already shows the newer version,
-        // else when its watch event arrives (it must: the conflict proved it exists).
+        // Decide again now, on fresh state: the cache most often shows the newer version already, or
+        // its watch event brings the key back at once. A second conflict against the same version
+        // waits for that event, looking again after a second at most (an answer that was not the
+        // object's, a proxy's, proves no newer version exists).
         queue.forget(k);
-        const fresh = rollouts.get(rollout.metadata!.name!, rollout.metadata!.namespace);
-        if (fresh && !expectations.behind(k, fresh, route)) queue.add(k);
+        const again = `${err.object}/${err.basedOn}`;
+        if (conflicts.get(k) === again) queue.addAfter(k, CONFLICT_RECHECK_MS);
+        else queue.add(k);
+        conflicts.set(k, again);
         log.debug('write conflict; deciding again on fresh state', { rollout: k, err: err.message });
         return;
       }
@@ -281,6 +289,7 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
       end();
     }
     looked.add(k);
+    conflicts.delete(k);
     queue.forget(k);
     // While a round of checks is out, its due time has passed: do not spin on it, the round's end requeues.
     if (result.requeueAfterMs !== undefined) {

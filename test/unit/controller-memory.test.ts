@@ -31,7 +31,7 @@ describe('controller: expectations of its own writes', () => {
     expect(ex.behind('ns/web', at('5'), at('7'))).to.equal(false);
   });
 
-  it('after a conflict waits for the newer version the conflict proved', () => {
+  it('a version marked past holds decisions of that Rollout only, until forgotten', () => {
     const ex = new Expectations();
     ex.rolloutPast('ns/web', '20');
     expect(ex.behind('ns/web', at('20'), undefined)).to.equal(true);
