@@ -1,8 +1,8 @@
-// `perch demo --fast` as a newcomer runs it, but with stdout a pipe (plain lines): v2 is promoted, v3
-// rolled back, exit 0; afterwards no process it started is alive and no data folder it made is left.
-// Also Ctrl-C (SIGINT) mid-run: it stops everything and exits 130. And a person, with kubectl and the
-// kubeconfig the demo wrote, pauses the rollout mid-run and resumes it; with --stay the demo keeps
-// running after its summary until Ctrl-C.
+// `perch demo --fast` with stdout a pipe (plain lines): a person, with kubectl and the kubeconfig the
+// demo wrote, pauses the rollout mid-run and resumes it; v2 is promoted, v3 rolled back, and with
+// --stay the demo keeps running after its summary until Ctrl-C, then exits 0 leaving no process and no
+// data folder. Also Ctrl-C (SIGINT) mid-run: it stops everything and exits 130. (The demo ending by
+// itself with exit 0, on a terminal, is test/e2e/demo-terminal.test.ts.)
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -149,38 +149,6 @@ describe('perch demo --fast (CLI)', function () {
     }
   });
 
-  it('promotes v2, rolls back v3, exits 0, and leaves no process and no data folder', async () => {
-    const kubeconfig = join(home, 'whole.kubeconfig');
-    const run = startDemo(['--fast', '--kubeconfig', kubeconfig]);
-    const exit = await run.exited;
-    const out = run.stdout();
-    expect(exit, `stdout:\n${out}\nstderr:\n${run.stderr()}`).to.deep.equal({ code: 0, signal: null });
-
-    // stdout is a pipe: plain lines, no terminal escapes.
-    expect(out).not.to.include('\x1b[');
-    expect(out).to.include(`watch:  KUBECONFIG=${kubeconfig} kubectl -n bookstore get prl -w\n`);
-    expect(existsSync(kubeconfig), 'the kubeconfig is removed on exit').to.equal(false);
-    expect(out).to.match(/kubectl -n bookstore annotate rollout bookstore perch\.dev\/paused=true$/m);
-    expect(out).to.match(/^\[ *[\d.]+s\] v2 bookstore-v2: phase=Progressing weight=10 /m);
-    expect(out).to.match(/^\[ *[\d.]+s\] v2 bookstore-v2: phase=Succeeded weight=100 /m);
-    expect(out).to.match(/^\[ *[\d.]+s\] v3 bookstore-v3: phase=Failed weight=0 /m);
-    // The summary table.
-    expect(out).to.match(/^run +canary +expected +outcome +duration$/m);
-    expect(out).to.match(/^v2 +bookstore-v2 +Succeeded +Succeeded +[\d.]+s +ok$/m);
-    expect(out).to.match(/^v3 +bookstore-v3 +Failed +Failed +[\d.]+s +ok$/m);
-    expect(out).to.match(/^demo passed/m);
-    // bookbuyer's load starts once the TrafficSplit exists: no request went unrouted (503).
-    const load = /^load: (\d+) sent \(([^)]*)\)/m.exec(out);
-    expect(load, 'the load line').not.to.equal(null);
-    expect(Number(load![1])).to.be.greaterThan(100);
-    expect(load![2]).to.match(/^200:\d+ 500:\d+$/);
-    // The first run's v3 failure is judged by a real success rate below the 99% threshold.
-    const v3Rate = /^\[ *[\d.]+s\] v3 bookstore-v3: phase=Failed .*success=([\d.]+)%$/m.exec(out)?.[1];
-    expect(Number(v3Rate)).to.be.lessThan(99);
-
-    expectNothingLeft(run);
-  });
-
   it('on SIGINT mid-run stops everything it started and exits 130', async () => {
     const run = startDemo(['--fast', '--kubeconfig', join(home, 'sigint.kubeconfig')]);
     await waitForOutput(run, /^\[ *[\d.]+s\] v2 bookstore-v2: phase=Progressing weight=10 /m, 120_000);
@@ -229,8 +197,25 @@ describe('perch demo --fast (CLI)', function () {
     await k('annotate', 'rollout', 'bookstore', 'perch.dev/paused-');
     await waitForOutput(run, /^still running \(--stay\)/m, 150_000);
     const out = run.stdout();
+    // stdout is a pipe: plain lines, no terminal escapes.
+    expect(out).not.to.include('\x1b[');
+    expect(out).to.include(`watch:  KUBECONFIG=${kubeconfig} kubectl -n bookstore get prl -w\n`);
+    expect(out).to.match(/kubectl -n bookstore annotate rollout bookstore perch\.dev\/paused=true$/m);
+    expect(out).to.match(/^\[ *[\d.]+s\] v2 bookstore-v2: phase=Succeeded weight=100 /m);
+    expect(out).to.match(/^\[ *[\d.]+s\] v3 bookstore-v3: phase=Failed weight=0 /m);
+    // The summary table.
+    expect(out).to.match(/^run +canary +expected +outcome +duration$/m);
     expect(out).to.match(/^v2 +bookstore-v2 +Succeeded +Succeeded +[\d.]+s +ok$/m);
     expect(out).to.match(/^v3 +bookstore-v3 +Failed +Failed +[\d.]+s +ok$/m);
+    expect(out).to.match(/^demo passed/m);
+    // bookbuyer's load starts once the TrafficSplit exists: no request went unrouted (503).
+    const load = /^load: (\d+) sent \(([^)]*)\)/m.exec(out);
+    expect(load, 'the load line').not.to.equal(null);
+    expect(Number(load![1])).to.be.greaterThan(100);
+    expect(load![2]).to.match(/^200:\d+ 500:\d+$/);
+    // v3's failure is judged by a real success rate below the 99% threshold.
+    const v3Rate = /^\[ *[\d.]+s\] v3 bookstore-v3: phase=Failed .*success=([\d.]+)%$/m.exec(out)?.[1];
+    expect(Number(v3Rate)).to.be.lessThan(99);
     // Still up after the summary: kubectl reaches the control plane and sees v3 rolled back.
     expect(
       await k('get', 'rollout', 'bookstore', '-o', 'jsonpath={.status.phase} {.spec.canaryService}'),

@@ -106,6 +106,12 @@ describe('TrafficSplit router, Rollout writer and Events on the real API server'
       rollout,
       target,
       getSplit: (name = 'web') => custom.getNamespacedCustomObject({ ...ts, name }) as Promise<AnySplit>,
+      /** Someone else's edit of the split `web`: a merge patch, or a JSON patch when given an array. */
+      editSplit: (body: object) =>
+        custom.patchNamespacedCustomObject(
+          { ...ts, name: 'web', body },
+          Array.isArray(body) ? setHeaderOptions('Content-Type', PatchStrategy.JsonPatch) : mergePatch,
+        ),
       createSplit: (body: AnySplit) =>
         custom.createNamespacedCustomObject({ ...ts, body }) as Promise<AnySplit>,
       getRollout: () =>
@@ -304,17 +310,7 @@ describe('TrafficSplit router, Rollout writer and Events on the real API server'
       await router.setWeights(w.target, 0);
       const read = await w.getSplit();
       // Someone else's edit after Perch's read.
-      await custom.patchNamespacedCustomObject(
-        {
-          group: 'split.smi-spec.io',
-          version: 'v1alpha2',
-          plural: 'trafficsplits',
-          namespace: w.namespace,
-          name: 'web',
-          body: { metadata: { labels: { owner: 'someone-else' } } },
-        },
-        mergePatch,
-      );
+      await w.editSplit({ metadata: { labels: { owner: 'someone-else' } } });
       const r = await router.setWeights(w.target, 10, read);
       expect(r).to.have.nested.property('error.kind', 'conflict');
       expect((await w.getSplit()).spec.backends).to.deep.equal([{ service: 'stable', weight: 100 }]);
@@ -331,17 +327,7 @@ describe('TrafficSplit router, Rollout writer and Events on the real API server'
         .makeApiClient(CoreV1Api)
         .createNamespacedConfigMap({ namespace: w.namespace, body: { metadata: { name: 'keeper' } } });
       const other = { apiVersion: 'v1', kind: 'ConfigMap', name: 'keeper', uid: keeper.metadata!.uid! };
-      await custom.patchNamespacedCustomObject(
-        {
-          group: 'split.smi-spec.io',
-          version: 'v1alpha2',
-          plural: 'trafficsplits',
-          namespace: w.namespace,
-          name: 'web',
-          body: [{ op: 'add', path: '/metadata/ownerReferences/0', value: other }],
-        },
-        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
-      );
+      await w.editSplit([{ op: 'add', path: '/metadata/ownerReferences/0', value: other }]);
       const before = await w.getSplit();
       expect(await router.release(w.target, before)).to.deep.equal({ ok: true, outcome: 'patched' });
       const after = await w.getSplit();
