@@ -134,8 +134,10 @@ export async function observe(
   if (!routing.ok && routing.reason === 'NotServed')
     extra.push({ valid: false, reason: 'NotServed', message: routing.message });
   const validation = validateRollout(rollout, view, extra);
+  const deleting = !!rollout.metadata?.deletionTimestamp;
+  // A Rollout being deleted is checked no more: its traffic goes to the live version whatever they say.
   const checks =
-    validation.valid && checksDue(rollout.spec, rollout.status, now)
+    !deleting && validation.valid && checksDue(rollout.spec, rollout.status, now)
       ? await hooks.checks(rollout, new Date(now))
       : [];
   return {
@@ -147,7 +149,7 @@ export async function observe(
       target: runTarget(target),
       firstLook: hooks.firstLook?.(rollout) ?? false,
       validation,
-      deleting: !!rollout.metadata?.deletionTimestamp,
+      deleting,
       annotations: {
         paused: flag(rollout, ANNOTATIONS.paused),
         resume: flag(rollout, ANNOTATIONS.resume),

@@ -29,8 +29,6 @@ type Guard = (args: GuardArgs) => boolean;
 
 const failedRound = (obs: Observation) => worstCheck(obs.checks)?.verdict === 'Fail';
 
-const MID_RUN: ReadonlySet<Phase | undefined> = new Set(['Progressing', 'Paused']);
-
 const was =
   (phase: NonNullable<RolloutStatus['invalidFrom']>): Guard =>
   ({ context }) =>
@@ -53,15 +51,9 @@ const guards = {
     const at = t.deadlineAt(context.status, event.plan);
     return at !== undefined && event.obs.now > at;
   },
-  // Mid-run with the canary carrying traffic, an invalid spell no longer than the deadline is held out.
   invalidTooLong: ({ context, event }) => {
-    const since = context.status.invalidSince;
-    return (
-      MID_RUN.has(context.status.invalidFrom) &&
-      (context.status.canaryWeight ?? 0) > 0 &&
-      !!since &&
-      event.obs.now - Date.parse(since) > event.plan.progressDeadlineMs
-    );
+    const at = t.invalidDeadlineAt(context.status, event.plan);
+    return at !== undefined && event.obs.now > at;
   },
   shouldHold: ({ context, event }) => t.holdReason(context.status, event.obs, event.plan) !== undefined,
   cannotRoute: ({ context, event }) => !routedAt(event.obs, context.status.canaryWeight ?? 0),

@@ -5,7 +5,14 @@ import type { Phase, RolloutStatus } from '../api/v1alpha1.js';
 import { conditions } from './conditions.js';
 import type { Plan } from './plan.js';
 import { liveWeight, trafficEffects } from './traffic.js';
-import { checksRun, currentStep, deadlineAt, holdReason, oneShotEffects } from './transitions.js';
+import {
+  checksRun,
+  currentStep,
+  deadlineAt,
+  holdReason,
+  invalidDeadlineAt,
+  oneShotEffects,
+} from './transitions.js';
 import type { Decision, Effect, Observation } from './types.js';
 
 const ACTIVE: ReadonlySet<Phase | undefined> = new Set(['Progressing', 'Paused']);
@@ -71,7 +78,7 @@ function requeue(
     before.phase !== after.phase ||
     before.currentStepIndex !== after.currentStepIndex ||
     effects.some((e) => e.type === 'setWeights');
-  const due: number[] = moved ? [0] : [];
+  const due: number[] = [];
   const at = (t: string | undefined, plus = 0) => (t ? Date.parse(t) + plus - obs.now : undefined);
   if (ACTIVE.has(after.phase) && checksRun(after, plan))
     due.push(at(after.analysis?.nextCheckAt) ?? plan.intervalMs);
@@ -82,11 +89,16 @@ function requeue(
   const deadline = deadlineAt(after, plan);
   if ((after.phase === 'Progressing' || after.phase === 'Promoting') && deadline !== undefined)
     due.push(deadline + 1 - obs.now);
-  if (after.phase === 'Invalid' && after.invalidSince && (after.canaryWeight ?? 0) > 0)
-    due.push(at(after.invalidSince, plan.progressDeadlineMs + 1)!);
+  const invalidDeadline = invalidDeadlineAt(after, plan);
+  if (after.phase === 'Invalid' && invalidDeadline !== undefined) due.push(invalidDeadline + 1 - obs.now);
   if (!obs.window.open && obs.window.nextOpenAt) due.push(obs.window.nextOpenAt - obs.now);
-  if (due.length === 0) return [];
-  return [{ type: 'requeueAfter', ms: Math.max(0, Math.min(...due)) }];
+  // A time already past that did not move the run will not move it by the clock alone: something else
+  // holds it (a person, missing data, a round still out), and that brings the Rollout back by itself.
+  // Asking again at once would spin a worker for as long as it holds.
+  const ahead = due.filter((ms) => ms > 0);
+  if (moved) return [{ type: 'requeueAfter', ms: 0 }];
+  if (ahead.length === 0) return [];
+  return [{ type: 'requeueAfter', ms: Math.min(...ahead) }];
 }
 
 export function stepText(status: RolloutStatus, plan: Plan): string {

@@ -300,6 +300,16 @@ export function deadlineAt(status: RolloutStatus, plan: Plan): number | undefine
   return Date.parse(status.progressSince) + plan.progressDeadlineMs;
 }
 
+/**
+ * When an invalid spell mid-run rolls back, or undefined when it never does: only mid-run, and only
+ * while the canary carries traffic; a spell no longer than the deadline is held out.
+ */
+export function invalidDeadlineAt(status: RolloutStatus, plan: Plan): number | undefined {
+  const midRun = status.invalidFrom === 'Progressing' || status.invalidFrom === 'Paused';
+  if (!midRun || (status.canaryWeight ?? 0) === 0 || !status.invalidSince) return undefined;
+  return Date.parse(status.invalidSince) + plan.progressDeadlineMs;
+}
+
 /** Keeps the deadline clock running once the run may move again (after a pause or a closed window). */
 export const clockOn: Transition = (status, obs) => ({
   status: status.progressSince ? status : { ...status, progressSince: iso(obs.now) },

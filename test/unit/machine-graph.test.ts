@@ -1,9 +1,11 @@
 // A walk over the machine's reachable states: seeded random worlds (verdicts, annotations, windows,
 // drift, new generations, invalid specs) driving decide(), with the invariants checked after each step.
 import { expect } from 'chai';
+import { isDeepStrictEqual } from 'node:util';
 import type { Verdict } from '../../src/analysis/types.js';
 import type { Phase } from '../../src/api/v1alpha1.js';
 import { latestVerdicts } from '../../src/machine/checks.js';
+import { checksDue } from '../../src/machine/decide.js';
 import { planOf } from '../../src/machine/plan.js';
 import { rolloutMachine } from '../../src/machine/rollout-machine.js';
 import { liveWeight } from '../../src/machine/traffic.js';
@@ -79,8 +81,13 @@ describe('machine: graph walk over reachable states', function () {
               ? { valid: true }
               : { valid: false, reason: 'ServiceNotFound', message: 'spec.stableService: not found' };
 
+        // A closed window opens at the time it said it would, as a real schedule does.
+        if (!w.window.open && w.window.nextOpenAt !== undefined && w.now >= w.window.nextOpenAt)
+          w.window = { open: true };
         const before = w.status;
         const eventsBefore = w.events.length;
+        // A round due that Prometheus has not answered yet: the controller waits for the round itself.
+        const roundOut = checksDue(w.spec, before, w.now) && w.verdict === undefined;
         const promoteAsked = w.annotations.promote;
         const obs = w.observation();
         w.rounds.length = 0;
@@ -129,6 +136,13 @@ describe('machine: graph walk over reachable states', function () {
               { type: 'setWeights', canaryWeight: 0, drift: false },
               'RollingBack',
             ]);
+        // A reconcile that changes nothing never asks to run again at once: that would spin a worker.
+        const quiet =
+          before !== undefined &&
+          isDeepStrictEqual(before, status) &&
+          effects.every((e) => e.type === 'requeueAfter');
+        if (quiet && !roundOut)
+          expect(after, `${where}: requeue of a reconcile that changed nothing`).to.not.equal(0);
         // observedGeneration names the generation acted on, valid or not.
         expect(status.observedGeneration, where).to.equal(obs.generation);
         // The weight goes up only by a step of the run or a promotion, never by a spec edit alone.

@@ -109,6 +109,18 @@ describe('machine: the live-version rule', () => {
 });
 
 describe('machine: an invalid spell mid-run', () => {
+  it('after the run has ended, a spell never rolls back and never spins: no requeue at once, ever', () => {
+    const w = new World(spec({ progressDeadlineSeconds: 60 })).runUntil(settled);
+    w.validation = invalid;
+    w.reconcile();
+    w.now += 3_600_000;
+    const requeue = w.reconcile();
+    expect(w.phase()).to.equal('Invalid');
+    expect(w.status?.invalidFrom).to.equal('Succeeded');
+    expect(requeue).to.not.equal(0);
+    expect(w.writes.at(-1)).to.equal(100);
+  });
+
   it('holds the weight, and rolls back once it lasts longer than the deadline', () => {
     const w = new World(spec({ progressDeadlineSeconds: 60 })).runUntil(atWeight(10));
     w.validation = invalid;
@@ -217,5 +229,26 @@ describe('machine: the progress deadline is real', () => {
     w.runUntil((x) => x.phase() === 'Paused');
     expect(w.status?.pauseReason).to.equal('MetricsUnavailable');
     expect(w.reasons()).to.not.include('RolledBack');
+  });
+});
+
+describe('machine: a reconcile that changes nothing never spins', () => {
+  it('a person holding a timed pause step whose time is up gets no requeue at once', () => {
+    const s = spec({ steps: [{ setWeight: 10 }, { pause: { duration: '2s' } }, { setWeight: 100 }] });
+    s.analysis = undefined;
+    const w = new World(s).runUntil((x) => x.status?.pauseReason === 'PauseStep');
+    w.annotations.paused = true;
+    w.reconcile();
+    expect(w.status?.pauseReason).to.equal('Manual');
+    w.now += 10_000; // the pause step's 2 s are long over, the person still holds it
+    const status = structuredClone(w.status);
+    const requeue = w.reconcile();
+    expect(w.status).to.deep.equal(status);
+    expect(requeue, 'no requeue at once: removing the annotation brings the Rollout back').to.equal(
+      undefined,
+    );
+    w.annotations.paused = false;
+    w.runUntil(settled);
+    expect(w.phase()).to.equal('Succeeded');
   });
 });
