@@ -3,14 +3,9 @@
 import { expect } from 'chai';
 import type { MetricSpec, Rollout } from '../../src/api/v1alpha1.js';
 import { sharedControlPlane, testNamespace } from '../support/control-plane.js';
-import { startController, type ControllerProcess } from '../support/controller-process.js';
-import {
-  analysis,
-  canaryTraffic,
-  RolloutEnv,
-  sharedPrometheus,
-  SUCCESS_RATE,
-} from '../support/rollout-env.js';
+import { useController } from '../support/controller-suite.js';
+import type { RolloutEnv } from '../support/rollout-env.js';
+import { analysis, canaryTraffic, sharedPrometheus, SUCCESS_RATE } from '../support/rollout-env.js';
 
 /** A Prometheus no test runs: the default address must not be what makes any run here work. */
 const NOWHERE = 'http://127.0.0.1:9';
@@ -64,44 +59,24 @@ async function expectChecked(e: RolloutEnv, name: string, metrics: string[]): Pr
 
 describe('admission: allowed Prometheus servers and template namespaces (sandbox + real Prometheus)', function () {
   this.timeout(180_000);
-  const envs: RolloutEnv[] = [];
-  let controller: ControllerProcess | undefined;
   let promUrl = '';
   let catalogue = '';
 
-  const env = async (prefix: string) => {
-    const e = await RolloutEnv.create(prefix);
-    envs.push(e);
-    return e;
-  };
-
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed' && controller) {
-      const noisy = controller.logs.filter((l) => l.level === 'warn' || l.level === 'error').slice(-8);
-      console.log(`  controller warnings:\n${noisy.map((l) => `    ${JSON.stringify(l)}`).join('\n')}`);
-    }
-  });
-  after(async () => {
-    for (const e of envs) e.close();
-    await controller?.stop();
-  });
-
   describe('a controller watching every namespace', () => {
-    before(async () => {
-      const cp = await sharedControlPlane();
-      promUrl = (await sharedPrometheus()).prometheus.url;
-      catalogue = await testNamespace(cp.kubeConfig(), 'catalogue');
-      controller = await startController(cp.kubeconfig, NOWHERE, [
-        '--allowed-prometheus-urls',
-        `http://127.0.0.1:1,${promUrl}`,
-        '--template-namespace',
-        catalogue,
-      ]);
+    const suite = useController({
+      prometheusUrl: NOWHERE,
+      args: async () => {
+        promUrl = (await sharedPrometheus()).prometheus.url;
+        catalogue = await testNamespace((await sharedControlPlane()).kubeConfig(), 'catalogue');
+        return [
+          '--allowed-prometheus-urls',
+          `http://127.0.0.1:1,${promUrl}`,
+          '--template-namespace',
+          catalogue,
+        ];
+      },
     });
-    after(async () => {
-      await controller?.stop();
-      controller = undefined;
-    });
+    const env = (prefix: string) => suite.env(prefix);
 
     it('reports a Rollout naming a Prometheus outside the allowed prefixes Invalid, and routes nothing for it', async () => {
       const e = await env('prom-not-allowed');
@@ -216,21 +191,15 @@ describe('admission: allowed Prometheus servers and template namespaces (sandbox
 
   describe('a controller watching one namespace', () => {
     let e: RolloutEnv;
-    before(async () => {
-      const cp = await sharedControlPlane();
-      promUrl = (await sharedPrometheus()).prometheus.url;
-      e = await env('catalogue-one');
-      const shared = await testNamespace(cp.kubeConfig(), 'catalogue');
-      await createTemplate(e, shared, 'success-rate', promUrl);
-      catalogue = shared;
-      controller = await startController(cp.kubeconfig, NOWHERE, [
-        '--namespace',
-        e.ns,
-        '--allowed-prometheus-urls',
-        promUrl,
-        '--template-namespace',
-        catalogue,
-      ]);
+    const suite = useController({
+      prometheusUrl: NOWHERE,
+      args: async () => {
+        promUrl = (await sharedPrometheus()).prometheus.url;
+        e = await suite.env('catalogue-one');
+        catalogue = await testNamespace((await sharedControlPlane()).kubeConfig(), 'catalogue');
+        await createTemplate(e, catalogue, 'success-rate', promUrl);
+        return ['--namespace', e.ns, '--allowed-prometheus-urls', promUrl, '--template-namespace', catalogue];
+      },
     });
 
     it('still reads the --template-namespace catalogue, and its checks pass', async () => {

@@ -11,12 +11,20 @@ export interface ControllerSuite {
   envs: RolloutEnv[];
 }
 
-export function useController(): ControllerSuite {
+export interface ControllerSuiteOptions {
+  /** The controller's --prometheus-url; default: the suite's shared Prometheus. */
+  prometheusUrl?: string;
+  /** Flags of its own, worked out in the before hook (so namespaces they name can be made first). */
+  args?: () => Promise<string[]>;
+}
+
+export function useController(opts: ControllerSuiteOptions = {}): ControllerSuite {
   let controller: ControllerProcess | undefined;
   const envs: RolloutEnv[] = [];
   before(async () => {
     const cp = await sharedControlPlane();
-    controller = await startController(cp.kubeconfig, (await sharedPrometheus()).prometheus.url);
+    const prometheusUrl = opts.prometheusUrl ?? (await sharedPrometheus()).prometheus.url;
+    controller = await startController(cp.kubeconfig, prometheusUrl, (await opts.args?.()) ?? []);
   });
   afterEach(function () {
     if (this.currentTest?.state === 'failed' && controller) {
