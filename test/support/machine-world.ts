@@ -119,6 +119,12 @@ export class World {
   reasons = () => this.events.map((e) => e.reason);
 }
 
+/** A run that has ended: Succeeded, Failed or Aborted. */
+export const settled = (w: World) => ['Succeeded', 'Failed', 'Aborted'].includes(w.phase() ?? '');
+/** The status wants `n` and the TrafficSplit routes it. */
+export const atWeight = (n: number) => (w: World) =>
+  w.status?.canaryWeight === n && w.traffic?.canaryWeight === n;
+
 export function spec(overrides: Partial<RolloutSpec> = {}): RolloutSpec {
   return {
     service: 'web',

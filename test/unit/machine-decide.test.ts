@@ -1,10 +1,7 @@
 // Every transition of SPEC §4 through decide(), in a simulated world (test/support/machine-world.ts).
 import { expect } from 'chai';
 import { decide } from '../../src/machine/decide.js';
-import { spec, T0, World } from '../support/machine-world.js';
-
-const settled = (w: World) => ['Succeeded', 'Failed', 'Aborted'].includes(w.phase() ?? '');
-const atWeight = (n: number) => (w: World) => w.status?.canaryWeight === n && w.traffic?.canaryWeight === n;
+import { atWeight, settled, spec, T0, World } from '../support/machine-world.js';
 
 describe('machine: whole runs', () => {
   it('promotes a healthy canary: stable 100 → 90/10 → 50/50 → canary 100, with events in order', () => {

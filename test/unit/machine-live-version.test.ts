@@ -1,10 +1,8 @@
 // The live-version rule, observedGeneration and the real deadline (SPEC §3, §4), driven through decide().
 import { expect } from 'chai';
 import { decide } from '../../src/machine/decide.js';
-import { spec, World } from '../support/machine-world.js';
+import { atWeight, settled, spec, World } from '../support/machine-world.js';
 
-const settled = (w: World) => ['Succeeded', 'Failed', 'Aborted'].includes(w.phase() ?? '');
-const atWeight = (n: number) => (w: World) => w.status?.canaryWeight === n && w.traffic?.canaryWeight === n;
 const invalid = {
   valid: false as const,
   reason: 'InvalidQuery',

@@ -1,9 +1,7 @@
 // Sequences a review of the engine found unsafe, each driven through decide() as the reviewer did.
 import { expect } from 'chai';
-import { spec, World } from '../support/machine-world.js';
+import { atWeight, settled, spec, World } from '../support/machine-world.js';
 
-const settled = (w: World) => ['Succeeded', 'Failed', 'Aborted'].includes(w.phase() ?? '');
-const atWeight = (n: number) => (w: World) => w.status?.canaryWeight === n && w.traffic?.canaryWeight === n;
 const invalid = {
   valid: false as const,
   reason: 'ServiceNotFound',
