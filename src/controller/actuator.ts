@@ -4,7 +4,7 @@ import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import type { Rollout } from '../api/v1alpha1.js';
 import type { ApiErrorKind } from '../k8s/api-error.js';
 import { EventRecorder, rolloutRef } from '../k8s/events.js';
-import { RolloutWriter } from '../k8s/rollout-writer.js';
+import { RolloutWriter, type WriteResult } from '../k8s/rollout-writer.js';
 import { TrafficRouter, type RouterError } from '../k8s/trafficsplit/router.js';
 import type { Expectations } from './expectations.js';
 import type { Actuator } from './reconciler.js';
@@ -14,7 +14,7 @@ export class WriteError extends Error {
   readonly kind: ApiErrorKind | 'notOwned';
   constructor(
     readonly object: 'rollout' | 'route',
-    readonly doing: string,
+    doing: string,
     readonly error: RouterError,
     readonly basedOn: string | undefined,
     /** The canary weight a refused routing write asked for. */
@@ -53,10 +53,17 @@ export class KubeActuator {
     const name = rollout.metadata!.name!;
     let version = rollout.metadata?.resourceVersion;
     const ex = this.expectations;
+    /** A Rollout write's value, or its failure as a WriteError against the version it was based on. */
+    const written = <T>(doing: string, r: WriteResult<T>): T => {
+      if (!r.ok) throw new WriteError('rollout', doing, r.error, version);
+      return r.value;
+    };
+    /** A write that sent something moved the Rollout past `version`: the next write is based on `next`. */
     const moved = (next: string | undefined) => {
-      if (next === undefined) return;
+      if (next === undefined) return next;
       ex.rolloutPast(key, version);
       version = next;
+      return next;
     };
     const routeWrite = async (
       doing: string,
@@ -71,12 +78,13 @@ export class KubeActuator {
       return r.outcome;
     };
     return {
-      patchStatus: async (_r, before, after) => {
-        const r = await this.writer.patchStatus(ns, name, before, after, { resourceVersion: version });
-        if (!r.ok) throw new WriteError('rollout', 'status patch', r.error, version);
-        moved(r.value);
-        return r.value;
-      },
+      patchStatus: async (_r, before, after) =>
+        moved(
+          written(
+            'status patch',
+            await this.writer.patchStatus(ns, name, before, after, { resourceVersion: version }),
+          ),
+        ),
       setWeights: (target, canaryWeight, current) =>
         routeWrite(
           `TrafficSplit ${target.namespace}/${target.name}`,
@@ -89,20 +97,13 @@ export class KubeActuator {
           this.router.release(target, current),
         ),
       event: (r, type, reason, message) => this.event(r, type, reason, message),
-      clearAnnotations: async (_r, keys) => {
-        const r = await this.writer.clearAnnotations(ns, name, keys);
-        if (!r.ok) throw new WriteError('rollout', 'annotation removal', r.error, version);
-        moved(r.value);
-        return r.value;
-      },
+      clearAnnotations: async (_r, keys) =>
+        moved(written('annotation removal', await this.writer.clearAnnotations(ns, name, keys))),
       addFinalizer: async (r) => {
-        const w = await this.writer.addFinalizer(r);
-        if (!w.ok) throw new WriteError('rollout', 'adding the finalizer', w.error, version);
-        if (w.value) ex.rolloutPast(key, version);
+        if (written('adding the finalizer', await this.writer.addFinalizer(r))) ex.rolloutPast(key, version);
       },
       removeFinalizer: async (r) => {
-        const w = await this.writer.removeFinalizer(r);
-        if (!w.ok) throw new WriteError('rollout', 'removing the finalizer', w.error, version);
+        written('removing the finalizer', await this.writer.removeFinalizer(r));
       },
     };
   }
