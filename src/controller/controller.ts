@@ -56,6 +56,8 @@ export interface RunningController {
 }
 
 const key = (namespace: string | undefined, name: string | undefined) => `${namespace ?? ''}/${name ?? ''}`;
+/** An object's work-queue key: namespace/name. */
+const keyOf = (o: KubernetesObject) => key(o.metadata?.namespace, o.metadata?.name);
 const ROLLOUTS = { apiVersion: 'perch.dev/v1alpha1', kind: 'Rollout', plural: 'rollouts' };
 const TEMPLATES = { apiVersion: 'perch.dev/v1alpha1', kind: 'MetricTemplate', plural: 'metrictemplates' };
 const SERVICES = { apiVersion: 'v1', kind: 'Service', plural: 'services' };
@@ -94,7 +96,7 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
       log.warn('reconcile failed; retrying with backoff', { rollout: k, failures, err }),
   });
   const enqueueNamespace = (namespace: string | undefined) => {
-    for (const r of rollouts.list(namespace)) queue.add(key(r.metadata?.namespace, r.metadata?.name));
+    for (const r of rollouts.list(namespace)) queue.add(keyOf(r));
   };
   const enqueueOwner = (o: KubernetesObject) => {
     const owner = o.metadata?.ownerReferences?.find(
@@ -160,7 +162,7 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     trafficSplitServed: (apiVersion) => splitInformer(apiVersion).state(),
     readSplit: (obj, target) => readSplit(obj, target),
     window(rollout, now) {
-      const k = key(rollout.metadata?.namespace, rollout.metadata?.name);
+      const k = keyOf(rollout);
       const w = rollout.spec.window;
       if (!w) {
         windows.release(k);
@@ -182,23 +184,16 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
   });
 
   const hooks: ReconcileHooks = {
-    checks: async (rollout, now) =>
-      rounds.take(key(rollout.metadata?.namespace, rollout.metadata?.name), rollout, view, now),
-    firstLook: (rollout) => !looked.has(key(rollout.metadata?.namespace, rollout.metadata?.name)),
-    refused: (rollout, route) =>
-      refusals.current(
-        key(rollout.metadata?.namespace, rollout.metadata?.name),
-        route,
-        rollout.metadata?.generation,
-      ),
+    checks: async (rollout, now) => rounds.take(keyOf(rollout), rollout, view, now),
+    firstLook: (rollout) => !looked.has(keyOf(rollout)),
+    refused: (rollout, route) => refusals.current(keyOf(rollout), route, rollout.metadata?.generation),
     observed(rollout, before, after, made) {
       const namespace = rollout.metadata?.namespace ?? '';
       const name = rollout.metadata?.name ?? '';
       metrics.observeRollout(namespace, name, after.phase, after.canaryWeight);
       metrics.countChecks(namespace, name, made);
       // A finished run queries nothing: the Prometheus clients only it used can go.
-      if (after.phase && TERMINAL.has(after.phase))
-        runner.forget(key(rollout.metadata?.namespace, rollout.metadata?.name));
+      if (after.phase && TERMINAL.has(after.phase)) runner.forget(keyOf(rollout));
       if (after.phase && TERMINAL.has(after.phase) && before?.phase !== after.phase) {
         const started = after.runStartedAt ? Date.parse(after.runStartedAt) : undefined;
         metrics.countRun(namespace, after.phase, started ? (Date.now() - started) / 1000 : undefined);
@@ -302,7 +297,7 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     });
   }
 
-  const onRollout = (r: Rollout) => queue.add(key(r.metadata?.namespace, r.metadata?.name));
+  const onRollout = (r: Rollout) => queue.add(keyOf(r));
   rollouts.onAdd(onRollout).onUpdate(onRollout).onDelete(onRollout);
   const onNamespaceObject = (o: KubernetesObject) => enqueueNamespace(o.metadata?.namespace);
   services.onAdd(onNamespaceObject).onUpdate(onNamespaceObject).onDelete(onNamespaceObject);
