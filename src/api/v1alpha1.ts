@@ -13,6 +13,17 @@ export type SmiApiVersion =
   | 'split.smi-spec.io/v1alpha3'
   | 'split.smi-spec.io/v1alpha4';
 
+export type GatewayApiVersion = 'gateway.networking.k8s.io/v1' | 'gateway.networking.k8s.io/v1beta1';
+
+/** SPEC §2 trafficRouting.gatewayAPI: the HTTPRoute whose backendRefs' weights Perch writes. */
+export interface GatewayApiRouting {
+  /** The HTTPRoute's name in the Rollout's namespace; the controller uses metadata.name when it is not set. */
+  httpRoute?: string;
+  apiVersion?: GatewayApiVersion;
+  /** The rules (index, or a rule's name) that carry the split; default: every rule naming the stable Service. */
+  rules?: (number | string)[];
+}
+
 export type Step =
   | { setWeight: number }
   | { analysis: { iterations: number } }
@@ -44,7 +55,11 @@ export interface RolloutSpec {
   service: string;
   stableService: string;
   canaryService: string;
-  trafficRouting?: { smi?: { trafficSplitName?: string; apiVersion?: SmiApiVersion } };
+  /** One router; SMI with its defaults when absent. */
+  trafficRouting?: {
+    smi?: { trafficSplitName?: string; apiVersion?: SmiApiVersion };
+    gatewayAPI?: GatewayApiRouting;
+  };
   steps?: Step[];
   stepWeight?: number;
   maxWeight?: number;

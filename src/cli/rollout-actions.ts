@@ -1,7 +1,7 @@
 // What `kubectl perch pause|resume|promote|abort|retry` write to a Rollout, decided from what it shows now.
 // Pure: a merge patch of annotations, nothing to do, or a refusal, each with the line a person reads.
 import { ANNOTATIONS, phaseText, type Rollout } from '../api/v1alpha1.js';
-import { runTarget, splitTarget } from '../controller/reconciler.js';
+import { routeTarget, runTarget } from '../controller/route-target.js';
 import { sameTarget } from '../machine/traffic.js';
 import { planOf } from '../machine/plan.js';
 import { formatValue, latestMeasurements } from './rollout-view.js';
@@ -38,7 +38,7 @@ const refOf = (rollout: Rollout) =>
 function newRunPending(rollout: Rollout): string | undefined {
   const ran = rollout.status?.runTarget;
   if (!ran) return undefined;
-  const next = runTarget(splitTarget(rollout));
+  const next = runTarget(routeTarget(rollout));
   if (sameTarget(ran, next)) return undefined;
   return `its spec names another version to deliver (${next.canaryService} against ${next.stableService}; the run shown is of ${ran.canaryService}), so the controller starts a new run first`;
 }

@@ -5,7 +5,8 @@ import type { Rollout } from '../api/v1alpha1.js';
 import type { ApiErrorKind } from '../k8s/api-error.js';
 import { EventRecorder, rolloutRef } from '../k8s/events.js';
 import { RolloutWriter, type WriteResult } from '../k8s/rollout-writer.js';
-import { TrafficRouter, type RouterError } from '../k8s/trafficsplit/router.js';
+import type { RouterError, SetWeightsResult } from '../k8s/router.js';
+import type { Routers } from '../k8s/routers.js';
 import type { Expectations } from './expectations.js';
 import type { Actuator } from './reconciler.js';
 
@@ -27,16 +28,15 @@ export class WriteError extends Error {
 
 export class KubeActuator {
   private readonly writer: RolloutWriter;
-  private readonly router: TrafficRouter;
   private readonly recorder: EventRecorder;
 
   constructor(
     kc: KubeConfig,
+    private readonly routers: Routers,
     private readonly expectations: Expectations,
     onEventError: (err: { message: string }, reason: string) => void,
   ) {
     this.writer = new RolloutWriter(kc);
-    this.router = new TrafficRouter(kc);
     this.recorder = new EventRecorder(kc, { onError: (err, ev) => onEventError(err, ev.reason) });
   }
 
@@ -68,7 +68,7 @@ export class KubeActuator {
     const routeWrite = async (
       doing: string,
       current: KubernetesObject | undefined,
-      write: () => ReturnType<TrafficRouter['setWeights']>,
+      write: () => Promise<SetWeightsResult>,
       canaryWeight?: number,
     ) => {
       const r = await write();
@@ -87,14 +87,14 @@ export class KubeActuator {
         ),
       setWeights: (target, canaryWeight, current) =>
         routeWrite(
-          `TrafficSplit ${target.namespace}/${target.name}`,
+          `${target.kind} ${target.namespace}/${target.name}`,
           current,
-          () => this.router.setWeights(target, canaryWeight, current),
+          () => this.routers.for(target).setWeights(target, canaryWeight, current),
           canaryWeight,
         ),
       releaseTraffic: (target, current) =>
-        routeWrite(`releasing TrafficSplit ${target.namespace}/${target.name}`, current, () =>
-          this.router.release(target, current),
+        routeWrite(`releasing ${target.kind} ${target.namespace}/${target.name}`, current, () =>
+          this.routers.for(target).release(target, current),
         ),
       event: (r, type, reason, message) => this.event(r, type, reason, message),
       clearAnnotations: async (_r, keys) =>

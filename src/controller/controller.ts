@@ -1,12 +1,13 @@
 // The controller's wiring: watch caches → work queue → reconcile, with the error's kind choosing what
 // comes next. The parts live beside it: actuator, expectations, refusals, check rounds, HTTP endpoints.
 import { type KubeConfig, type KubernetesObject, type V1Service } from '@kubernetes/client-node';
-import { ANNOTATIONS, type MetricTemplate, type Rollout, type SmiApiVersion } from '../api/v1alpha1.js';
+import { ANNOTATIONS, type MetricTemplate, type Rollout } from '../api/v1alpha1.js';
 import { Informer } from '../k8s/informer.js';
 import { configureClient } from '../k8s/client-config.js';
 import { LeaderElector } from '../k8s/leader-election.js';
 import { countKubeRequests } from '../k8s/request-metrics.js';
-import { readSplit } from '../k8s/trafficsplit/router.js';
+import type { RouteResource, RouteTarget } from '../k8s/router.js';
+import { Routers } from '../k8s/routers.js';
 import { KubeActuator, WriteError } from './actuator.js';
 import { CheckRounds } from './check-rounds.js';
 import { CheckRunner } from './checks.js';
@@ -15,7 +16,8 @@ import { PrometheusAllowlist } from './prometheus-allowlist.js';
 import { startHttpServer } from './http-server.js';
 import type { Logger } from './log.js';
 import { ControllerMetrics } from './metrics.js';
-import { reconcile, splitTarget, type ClusterView, type ReconcileHooks } from './reconciler.js';
+import { reconcile, type ClusterView, type ReconcileHooks } from './reconciler.js';
+import { routeTarget } from './route-target.js';
 import { Refusals } from './refusals.js';
 import { SharedByRollouts } from './shared.js';
 import { compileWindow } from './window.js';
@@ -61,6 +63,12 @@ const keyOf = (o: KubernetesObject) => key(o.metadata?.namespace, o.metadata?.na
 const ROLLOUTS = { apiVersion: 'perch.dev/v1alpha1', kind: 'Rollout', plural: 'rollouts' };
 const TEMPLATES = { apiVersion: 'perch.dev/v1alpha1', kind: 'MetricTemplate', plural: 'metrictemplates' };
 const SERVICES = { apiVersion: 'v1', kind: 'Service', plural: 'services' };
+/** SMI's default version (SPEC §2): the routing resource most Rollouts use, cached from the start. */
+const DEFAULT_ROUTE: RouteResource = {
+  apiVersion: 'split.smi-spec.io/v1alpha2',
+  kind: 'TrafficSplit',
+  plural: 'trafficsplits',
+};
 const TERMINAL = new Set(['Succeeded', 'Failed', 'Aborted']);
 const DEFAULT_STUCK_WORKER_MS = 120_000;
 const CONFLICT_RECHECK_MS = 1000;
@@ -87,7 +95,8 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
       : undefined;
   const templatesOf = (namespace: string) =>
     catalogue && namespace === opts.templateNamespace ? catalogue : templates;
-  const splits = new Map<SmiApiVersion, Informer<KubernetesObject>>();
+  const routes = new Map<string, Informer<KubernetesObject>>();
+  const routers = new Routers(kc);
 
   // Transient errors back off with jitter, so Rollouts that failed together do not retry together.
   const queue = new WorkQueue<string>({
@@ -106,13 +115,14 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     if (name) queue.add(key(o.metadata?.namespace, name));
   };
 
-  /** The watch cache of one TrafficSplit version, started on first use and never awaited. */
-  function splitInformer(apiVersion: SmiApiVersion): Informer<KubernetesObject> {
-    let informer = splits.get(apiVersion);
+  /** The watch cache of one routing resource (a TrafficSplit or HTTPRoute version), started on first use and never awaited. */
+  function routeInformer(resource: RouteResource): Informer<KubernetesObject> {
+    const id = `${resource.apiVersion}/${resource.kind}`;
+    let informer = routes.get(id);
     if (!informer) {
       informer = new Informer<KubernetesObject>(
         kc,
-        { apiVersion, kind: 'TrafficSplit', plural: 'trafficsplits', namespace: ns },
+        { ...resource, namespace: ns },
         {
           onError: (err: unknown, retryInMs: number) => {
             // A version the cluster does not serve is reported on its Rollouts, not logged as a failure.
@@ -123,11 +133,12 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
       informer.onAdd(enqueueOwner).onUpdate(enqueueOwner).onDelete(enqueueOwner);
       // Served or not any more (a CRD installed or removed): every Rollout looks again.
       informer.onStateChange(() => enqueueNamespace(undefined));
-      splits.set(apiVersion, informer);
+      routes.set(id, informer);
       void informer.start();
     }
     return informer;
   }
+  const routeCache = (target: RouteTarget) => routeInformer(routers.for(target).resource(target));
 
   const expectations = new Expectations();
   /** The last conflict per Rollout (object and version), so a repeat against the same version waits. */
@@ -135,7 +146,7 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
   const refusals = new Refusals();
   const looked = new Set<string>();
   const windows = new SharedByRollouts<ReturnType<typeof compileWindow>>();
-  const actuator = new KubeActuator(kc, expectations, (err, reason) =>
+  const actuator = new KubeActuator(kc, routers, expectations, (err, reason) =>
     log.warn('could not record an Event', { reason, err: err.message }),
   );
   const admission: Admission = {
@@ -158,9 +169,10 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     serviceExists: (namespace, name) => services.get(name, namespace) !== undefined,
     metricTemplate: (namespace, name) => templatesOf(namespace).get(name, namespace),
     admission,
-    trafficSplit: (apiVersion, namespace, name) => splitInformer(apiVersion).get(name, namespace),
-    trafficSplitServed: (apiVersion) => splitInformer(apiVersion).state(),
-    readSplit: (obj, target) => readSplit(obj, target),
+    route: (target) => routeCache(target).get(target.name, target.namespace),
+    routeServed: (target) => routeCache(target).state(),
+    router: (target) => routers.for(target),
+    servicePort: (namespace, name) => services.get(name, namespace)?.spec?.ports?.[0]?.port,
     window(rollout, now) {
       const k = keyOf(rollout);
       const w = rollout.spec.window;
@@ -267,11 +279,11 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     const [namespace, name] = k.split('/') as [string, string];
     const rollout = rollouts.get(name, namespace);
     if (!rollout) return forget(k, namespace, name);
-    const target = splitTarget(rollout);
-    const split = splitInformer(target.apiVersion);
+    const target = routeTarget(rollout);
+    const informer = routeCache(target);
     // Not listed yet: its first list (served or not) brings every Rollout back (onStateChange).
-    if (split.state() === 'unknown') return;
-    const route = split.get(target.name, target.namespace);
+    if (informer.state() === 'unknown') return;
+    const route = informer.get(target.name, target.namespace);
     // Never decide on a cache older than our own last write; the watch event brings the key back.
     if (expectations.behind(k, rollout, route)) return;
     const end = metrics.reconcileDuration.startTimer();
@@ -344,7 +356,7 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
   }
   // The default SMI version's cache starts now; no version's sync is awaited (one the cluster does
   // not serve would never sync): reconciles ask its state instead.
-  splitInformer('split.smi-spec.io/v1alpha2');
+  routeInformer(DEFAULT_ROUTE);
   await Promise.all([services.start(), templates.start(), catalogue?.start()]);
   await rollouts.start();
   synced = true;
@@ -360,7 +372,7 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     metricsAddress: http.address,
     async stop() {
       await queue.shutdown();
-      for (const i of [rollouts, services, templates, ...splits.values()]) i.stop();
+      for (const i of [rollouts, services, templates, ...routes.values()]) i.stop();
       catalogue?.stop();
       await elector?.release();
       await http.close();

@@ -2,29 +2,25 @@
 // The reconciler decides nothing itself; it gathers facts and carries out the machine's effects in order.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { CheckResult } from '../analysis/types.js';
-import { serviceName } from '../api/service-name.js';
-import {
-  ANNOTATIONS,
-  TRAFFIC_FINALIZER,
-  type Rollout,
-  type RolloutStatus,
-  type RunTarget,
-  type SmiApiVersion,
-} from '../api/v1alpha1.js';
+import { ANNOTATIONS, TRAFFIC_FINALIZER, type Rollout, type RolloutStatus } from '../api/v1alpha1.js';
 import type { ServedState } from '../k8s/informer.js';
-import type { ObservedSplit, SplitTarget } from '../k8s/trafficsplit/router.js';
+import type { ObservedRoute, RouteTarget, Router } from '../k8s/router.js';
 import { checksDue, decide } from '../machine/decide.js';
 import type { Effect, Observation } from '../machine/types.js';
+import { notServedMessage, routeField, routeTarget, runTarget } from './route-target.js';
 import { validateRollout, type Lookups } from './validate.js';
 
 /** Reads from the watch caches: the reconciler never lists or gets from the API server itself. */
 export interface ClusterView extends Lookups {
   rollout(namespace: string, name: string): Rollout | undefined;
-  trafficSplit(apiVersion: SmiApiVersion, namespace: string, name: string): KubernetesObject | undefined;
-  /** Whether the cluster serves this TrafficSplit version (its watch cache answers the rest). */
-  trafficSplitServed(apiVersion: SmiApiVersion): ServedState;
-  /** The TrafficSplit read for the machine: weights, what Perch last wrote, whose it is. */
-  readSplit(obj: KubernetesObject, target: SplitTarget): ObservedSplit;
+  /** The routing object as cached (TrafficSplit or HTTPRoute); undefined when it does not exist. */
+  route(target: RouteTarget): KubernetesObject | undefined;
+  /** Whether the cluster serves the routing object's resource (its watch cache answers the rest). */
+  routeServed(target: RouteTarget): ServedState;
+  /** The router's pure parts: what the machine observes of the object, and why a target cannot be routed. */
+  router(target: RouteTarget): Pick<Router, 'read' | 'problem'>;
+  /** A Service's first port, for a backendRef Perch adds to an HTTPRoute. */
+  servicePort(namespace: string, name: string): number | undefined;
   /** The promotion window's state now; an error value when the spec's window is not valid. */
   window(rollout: Rollout, now: number): Observation['window'] | { error: string };
 }
@@ -37,11 +33,11 @@ export interface Actuator {
   /** The Rollout's resourceVersion after the write, or undefined when nothing was sent. */
   patchStatus(rollout: Rollout, before: RolloutStatus | undefined, after: RolloutStatus): Promise<unknown>;
   setWeights(
-    target: SplitTarget,
+    target: RouteTarget,
     canaryWeight: number,
     current: KubernetesObject | undefined,
   ): Promise<unknown>;
-  releaseTraffic(target: SplitTarget, current: KubernetesObject): Promise<unknown>;
+  releaseTraffic(target: RouteTarget, current: KubernetesObject): Promise<unknown>;
   event(rollout: Rollout, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
   clearAnnotations(rollout: Rollout, keys: string[]): Promise<unknown>;
   addFinalizer(rollout: Rollout): Promise<void>;
@@ -68,49 +64,20 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
-export function splitTarget(rollout: Rollout): SplitTarget {
-  const ns = rollout.metadata?.namespace ?? '';
-  const name = rollout.metadata?.name ?? '';
-  const smi = rollout.spec.trafficRouting?.smi;
-  return {
-    namespace: ns,
-    name: smi?.trafficSplitName ?? name,
-    rootService: serviceName(ns, rollout.spec.service) ?? rollout.spec.service,
-    stableService: rollout.spec.stableService,
-    canaryService: rollout.spec.canaryService,
-    apiVersion: smi?.apiVersion ?? 'split.smi-spec.io/v1alpha2',
-    rollout: { name, uid: rollout.metadata?.uid ?? '' },
-  };
-}
-
 const flag = (rollout: Rollout, key: string) => rollout.metadata?.annotations?.[key] === 'true';
-
-/** What the run delivers, as the machine compares it (SPEC §4: a change starts a new run). */
-export function runTarget(target: SplitTarget): RunTarget {
-  return {
-    stableService: target.stableService,
-    canaryService: target.canaryService,
-    route: `TrafficSplit/${target.name}`,
-  };
-}
 
 /** The routing object's state for the machine: served by the cluster, and Perch's to write. */
 function routingOf(
-  target: SplitTarget,
+  target: RouteTarget,
   served: ServedState,
-  read: ObservedSplit | undefined,
+  read: ObservedRoute | undefined,
 ): Observation['routing'] {
-  if (served === 'notServed')
-    return {
-      ok: false,
-      reason: 'NotServed',
-      message: `spec.trafficRouting.smi.apiVersion: ${target.apiVersion} TrafficSplit is not served by this cluster; name a version its mesh installs (e.g. split.smi-spec.io/v1alpha2) or install the CRD`,
-    };
+  if (served === 'notServed') return { ok: false, reason: 'NotServed', message: notServedMessage(target) };
   if (read?.owned === 'foreign')
     return {
       ok: false,
       reason: 'NotOwned',
-      message: `TrafficSplit ${target.name} exists and is not Perch's: annotate it ${ANNOTATIONS.managedBy}=${target.rollout.name} to hand it over`,
+      message: `${target.kind} ${target.name} exists and is not Perch's: annotate it ${ANNOTATIONS.managedBy}=${target.rollout.name} to hand it over`,
     };
   return { ok: true };
 }
@@ -120,19 +87,24 @@ export async function observe(
   view: ClusterView,
   hooks: ReconcileHooks,
   now: number,
-): Promise<{ obs: Observation; current: KubernetesObject | undefined; target: SplitTarget }> {
-  const target = splitTarget(rollout);
+): Promise<{ obs: Observation; current: KubernetesObject | undefined; target: RouteTarget }> {
+  const namespace = rollout.metadata?.namespace ?? '';
+  const target = routeTarget(rollout, view.servicePort(namespace, rollout.spec.stableService));
   const window = view.window(rollout, now);
-  const served = view.trafficSplitServed(target.apiVersion);
-  const current =
-    served === 'served' ? view.trafficSplit(target.apiVersion, target.namespace, target.name) : undefined;
-  const read = current ? view.readSplit(current, target) : undefined;
+  const served = view.routeServed(target);
+  const router = view.router(target);
+  const current = served === 'served' ? view.route(target) : undefined;
+  const read = current ? router.read(current, target) : undefined;
   const routing = routingOf(target, served, read);
   const extra: Observation['validation'][] = [];
   if ('error' in window) extra.push({ valid: false, reason: 'InvalidWindow', message: window.error });
   // SPEC §2: a router resource the cluster does not serve makes the spec invalid, the version named.
   if (!routing.ok && routing.reason === 'NotServed')
     extra.push({ valid: false, reason: 'NotServed', message: routing.message });
+  // The route as it is (or would be created) cannot carry the split: chosen rules missing, no stable ref.
+  const problem = served === 'served' && routing.ok ? router.problem(target, current) : undefined;
+  if (problem)
+    extra.push({ valid: false, reason: 'InvalidRoute', message: `${routeField(target)}: ${problem}` });
   const validation = validateRollout(rollout, view, extra);
   const deleting = !!rollout.metadata?.deletionTimestamp;
   // A Rollout being deleted is checked no more: its traffic goes to the live version whatever they say.
@@ -163,6 +135,7 @@ export async function observe(
         lastWritten: read.lastWritten,
         asPlanned: read.asPlanned,
         ownedByRef: read.owned === 'owner',
+        ...(read.reported !== undefined ? { reported: read.reported } : {}),
       },
       refused: hooks.refused?.(rollout, current),
       stableServiceExists: view.serviceExists(target.namespace, target.stableService),

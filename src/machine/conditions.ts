@@ -40,17 +40,22 @@ export function conditions(status: RolloutStatus, obs: Observation): RolloutStat
     now,
   );
   const desired = status.canaryWeight ?? 0;
+  const reported = obs.traffic?.reported ? `; ${obs.traffic.reported}` : '';
   const routed = !obs.routing.ok
     ? { status: 'False' as const, reason: obs.routing.reason, message: obs.routing.message }
     : routedAt(obs, desired)
-      ? { status: 'True' as const, reason: 'Routed', message: `stable ${100 - desired}%, canary ${desired}%` }
+      ? {
+          status: 'True' as const,
+          reason: 'Routed',
+          message: `stable ${100 - desired}%, canary ${desired}%${reported}`,
+        }
       : obs.refused?.canaryWeight === desired
         ? {
             status: 'False' as const,
             reason: 'WriteRefused',
             message: `the API server refused canary ${desired}%: ${obs.refused.message}`,
           }
-        : { status: 'False' as const, reason: 'Updating', message: `routing canary ${desired}%` };
+        : { status: 'False' as const, reason: 'Updating', message: `routing canary ${desired}%${reported}` };
   c = setCondition(c, { type: 'TrafficRouted', ...routed, observedGeneration: g }, now);
   const running =
     phase === 'Progressing' || phase === 'Paused' || phase === 'Promoting' || phase === 'RollingBack';

@@ -22,7 +22,7 @@ export interface Observation {
   /** Checks made for this reconcile (empty when none was due). */
   checks: CheckResult[];
   /**
-   * The TrafficSplit as observed; undefined when it does not exist yet. `lastWritten` is the canary
+   * The routing object as observed; undefined when it does not exist yet. `lastWritten` is the canary
    * weight Perch recorded on it with its last write (an annotation), so a difference is someone else's.
    */
   traffic:
@@ -32,6 +32,8 @@ export interface Observation {
         asPlanned?: boolean;
         /** The routing object carries the Rollout's ownerReference (deletion must release it). */
         ownedByRef?: boolean;
+        /** What the mesh or gateway reports of the object (an HTTPRoute's status.parents), for TrafficRouted. */
+        reported?: string;
       }
     | undefined;
   /** Whether the stable and canary Services exist: on deletion the live version is written even for an otherwise invalid spec. */
@@ -49,7 +51,7 @@ export interface Observation {
 }
 
 export type Effect =
-  /** Make the TrafficSplit route canary% to the canary and the rest to stable (creating it if missing). */
+  /** Make the routing object route canary% to the canary and the rest to stable (creating it if missing). */
   | { type: 'setWeights'; canaryWeight: number; drift: boolean }
   | { type: 'event'; eventType: 'Normal' | 'Warning'; reason: string; message: string }
   | { type: 'clearAnnotation'; key: string }

@@ -92,6 +92,7 @@ describe('TrafficSplit router, Rollout writer and Events on the real API server'
       },
     })) as Rollout;
     const target: SplitTarget = {
+      kind: 'TrafficSplit',
       namespace,
       name: 'web',
       rootService: 'root',

@@ -13,6 +13,7 @@ import { parseQuantity } from '../../src/k8s/trafficsplit/v1alpha1.js';
 
 const UID = '5a0e3c1e-0000-4000-8000-000000000001';
 const target = (apiVersion: SmiApiVersion = 'split.smi-spec.io/v1alpha2'): SplitTarget => ({
+  kind: 'TrafficSplit',
   namespace: 'shop',
   name: 'web',
   rootService: 'web',

@@ -11,14 +11,28 @@ import {
 import { serviceFqdn, serviceName } from '../../api/service-name.js';
 import { ANNOTATIONS, API_VERSION, type SmiApiVersion } from '../../api/v1alpha1.js';
 import { apiError, type ApiError } from '../api-error.js';
+import {
+  CANARY_WEIGHT_ANNOTATION,
+  notOwned,
+  ownershipOf,
+  parseLastWritten,
+  releaseOps,
+  sendJsonPatch,
+  type ObservedRoute,
+  type RouteResource,
+  type Router,
+  type SetWeightsResult,
+  type SplitTarget,
+} from '../router.js';
 import { v1alpha1 } from './v1alpha1.js';
 import { v1alpha2 } from './v1alpha2.js';
 import { v1alpha3 } from './v1alpha3.js';
 
-/** The canary weight Perch wrote last, so a different weight on the object is someone else's. */
-export const CANARY_WEIGHT_ANNOTATION = 'perch.dev/canary-weight';
 export const SMI_GROUP = 'split.smi-spec.io';
 export const TRAFFICSPLIT_PLURAL = 'trafficsplits';
+export type { SplitTarget } from '../router.js';
+/** The SMI name of what every router observes. */
+export type ObservedSplit = ObservedRoute;
 
 export interface Backend {
   service: string;
@@ -37,44 +51,6 @@ export interface SmiVersionModule {
 }
 
 const MODULES: readonly SmiVersionModule[] = [v1alpha1, v1alpha2, v1alpha3];
-
-/** Where Perch routes: the TrafficSplit, its Services, and the Rollout that owns it. */
-export interface SplitTarget {
-  namespace: string;
-  /** The TrafficSplit's name. */
-  name: string;
-  /** Short name or `<name>.<namespace>.svc.cluster.local`. */
-  rootService: string;
-  stableService: string;
-  canaryService: string;
-  apiVersion: SmiApiVersion;
-  rollout: { name: string; uid: string };
-}
-
-/** owner: its ownerReferences name the Rollout; annotated: perch.dev/managed-by names it; else foreign. */
-export type Ownership = 'owner' | 'annotated' | 'foreign';
-
-export interface ObservedSplit {
-  /** Routes exactly stable/canary at canaryWeight with the right root: no other backend, nothing else off. */
-  asPlanned: boolean;
-  /** The canary's share of the total weight, as a whole percentage. */
-  canaryWeight: number;
-  /** The perch.dev/canary-weight annotation: what Perch wrote last. */
-  lastWritten?: number;
-  owned: Ownership;
-}
-
-/** The TrafficSplit is someone else's: Perch must not write it (TrafficRouted=False, reason NotOwned). */
-export interface NotOwnedError {
-  kind: 'notOwned';
-  code: 0;
-  reason: 'NotOwned';
-  message: string;
-}
-
-export type RouterError = ApiError | NotOwnedError;
-export type SetWeightsOutcome = 'created' | 'patched' | 'unchanged';
-export type SetWeightsResult = { ok: true; outcome: SetWeightsOutcome } | { ok: false; error: RouterError };
 
 interface SplitShape extends KubernetesObject {
   spec?: { service?: unknown; backends?: unknown };
@@ -100,18 +76,6 @@ export function desiredBackends(
     { service: target.stableService, weight: 100 - canaryWeight },
     { service: target.canaryService, weight: canaryWeight },
   ].filter((b) => b.weight > 0);
-}
-
-export function ownershipOf(obj: KubernetesObject, rollout: SplitTarget['rollout']): Ownership {
-  if ((obj.metadata?.ownerReferences ?? []).some((ref) => ref.uid === rollout.uid)) return 'owner';
-  if (obj.metadata?.annotations?.[ANNOTATIONS.managedBy] === rollout.name) return 'annotated';
-  return 'foreign';
-}
-
-function parseLastWritten(raw: string | undefined): number | undefined {
-  if (raw === undefined || !/^\d{1,3}$/.test(raw.trim())) return undefined;
-  const n = Number(raw);
-  return n <= 100 ? n : undefined;
 }
 
 /** The backends of an object, weights as numbers (an unreadable weight counts as 0). */
@@ -198,7 +162,7 @@ export interface TrafficRouterOptions {
   fieldManager?: string;
 }
 
-export class TrafficRouter {
+export class TrafficRouter implements Router<SplitTarget> {
   private readonly api: CustomObjectsApi;
   private readonly fieldManager: string;
 
@@ -216,8 +180,8 @@ export class TrafficRouter {
     canaryWeight: number,
     current?: KubernetesObject,
   ): Promise<SetWeightsResult> {
-    const notOwned = current && this.notOwned(target, current);
-    if (notOwned) return notOwned;
+    const foreign = current && notOwned(target, current);
+    if (foreign) return foreign;
     const planned = planFor(target, canaryWeight);
     if (!planned.ok) return planned;
     const { plan } = planned;
@@ -228,58 +192,23 @@ export class TrafficRouter {
 
   /**
    * Deletion: drops the Rollout's ownerReference and annotates perch.dev/released-from, so the garbage
-   * collector leaves the TrafficSplit and the mesh keeps routing by it. A `test` of the reference's uid
-   * makes the removal by index safe against a concurrent edit of the list.
+   * collector leaves the TrafficSplit and the mesh keeps routing by it.
    */
   async release(target: SplitTarget, current: KubernetesObject): Promise<SetWeightsResult> {
-    const notOwned = this.notOwned(target, current);
-    if (notOwned) return notOwned;
-    const index = (current.metadata?.ownerReferences ?? []).findIndex((r) => r.uid === target.rollout.uid);
-    if (index < 0) return { ok: true, outcome: 'unchanged' };
-    const annotation = `/metadata/annotations/${ANNOTATIONS.releasedFrom.replace('/', '~1')}`;
-    const ops = [
-      { op: 'test', path: `/metadata/ownerReferences/${index}/uid`, value: target.rollout.uid },
-      { op: 'remove', path: `/metadata/ownerReferences/${index}` },
-      current.metadata?.annotations
-        ? { op: 'add', path: annotation, value: target.rollout.name }
-        : {
-            op: 'add',
-            path: '/metadata/annotations',
-            value: { [ANNOTATIONS.releasedFrom]: target.rollout.name },
-          },
-    ];
-    try {
-      await this.api.patchNamespacedCustomObject(
-        {
-          ...this.resource(target),
-          namespace: target.namespace,
-          name: target.name,
-          body: ops,
-          fieldManager: this.fieldManager,
-        },
-        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
-      );
-      return { ok: true, outcome: 'patched' };
-    } catch (err) {
-      const e = apiError(err);
-      // A failed `test` answers 422: the references moved under us, which is a conflict, not bad input.
-      return { ok: false, error: e.code === 422 ? { ...e, kind: 'conflict' } : e };
-    }
+    const foreign = notOwned(target, current);
+    if (foreign) return foreign;
+    const ops = releaseOps(target, current);
+    if (!ops) return { ok: true, outcome: 'unchanged' };
+    return sendJsonPatch(this.api, this.resource(target), target, ops, this.fieldManager);
   }
 
-  private notOwned(target: SplitTarget, current: KubernetesObject): SetWeightsResult | undefined {
-    if (ownershipOf(current, target.rollout) !== 'foreign') return undefined;
-    return {
-      ok: false,
-      error: {
-        kind: 'notOwned',
-        code: 0,
-        reason: 'NotOwned',
-        message:
-          `TrafficSplit ${target.namespace}/${target.name} is not owned by Rollout ${target.rollout.name}; ` +
-          `annotate it ${ANNOTATIONS.managedBy}=${target.rollout.name} to let Perch manage it`,
-      },
-    };
+  read(obj: KubernetesObject, target: SplitTarget): ObservedRoute {
+    return readSplit(obj, target);
+  }
+
+  problem(target: SplitTarget): string | undefined {
+    const planned = planFor(target, 0);
+    return planned.ok ? undefined : planned.error.message;
   }
 
   private wire(plan: Plan): Record<string, unknown> {
@@ -315,7 +244,7 @@ export class TrafficRouter {
     };
     try {
       await this.api.createNamespacedCustomObject({
-        ...this.resource(target),
+        ...this.custom(target),
         namespace: target.namespace,
         body,
         fieldManager: this.fieldManager,
@@ -346,7 +275,7 @@ export class TrafficRouter {
     try {
       await this.api.patchNamespacedCustomObject(
         {
-          ...this.resource(target),
+          ...this.custom(target),
           namespace: target.namespace,
           name: target.name,
           body,
@@ -360,7 +289,11 @@ export class TrafficRouter {
     }
   }
 
-  private resource(target: SplitTarget) {
+  resource(target: SplitTarget): RouteResource {
+    return { apiVersion: target.apiVersion, kind: 'TrafficSplit', plural: TRAFFICSPLIT_PLURAL };
+  }
+
+  private custom(target: SplitTarget) {
     return { group: SMI_GROUP, version: target.apiVersion.split('/')[1]!, plural: TRAFFICSPLIT_PLURAL };
   }
 }

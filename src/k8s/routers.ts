@@ -1,0 +1,27 @@
+// The router factory: the spec's target chooses the router (SMI TrafficSplit or Gateway API HTTPRoute),
+// so the reconciler and actuator never know which one is in use.
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Router, RouteTarget } from './router.js';
+import { TrafficRouter } from './trafficsplit/router.js';
+
+export interface RoutersOptions {
+  /** The field manager named in managedFields; default perch-controller. */
+  fieldManager?: string;
+}
+
+export class Routers {
+  private readonly trafficSplit: TrafficRouter;
+
+  constructor(kc: KubeConfig, opts: RoutersOptions = {}) {
+    this.trafficSplit = new TrafficRouter(kc, opts);
+  }
+
+  for(target: RouteTarget): Router {
+    switch (target.kind) {
+      case 'TrafficSplit':
+        return this.trafficSplit as Router;
+      case 'HTTPRoute':
+        throw new Error('the HTTPRoute router is not wired yet');
+    }
+  }
+}
