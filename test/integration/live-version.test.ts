@@ -60,7 +60,7 @@ describe('the live version (sandbox + real Prometheus)', function () {
     await e.createRollout('web', HEALTHY_RUN);
     await e.phase('web', 'Succeeded');
     await e.deleteAndAwaitGarbageCollector('web');
-    const split = await e.split('web');
+    const split = await e.route('web');
     expect(split, 'the TrafficSplit outlives its Rollout').to.not.equal(undefined);
     expect((split as { spec?: { backends?: unknown } }).spec?.backends).to.deep.equal([
       { service: 'web-v2', weight: 100 },
@@ -107,7 +107,7 @@ describe('the live version (sandbox + real Prometheus)', function () {
       expect(condition(reported, 'Valid')).to.include({ status: 'False', reason: 'NotServed' });
       expect(reported.status?.observedGeneration).to.equal(1);
       await e.phase('web', 'Succeeded');
-      expect(await e.split('old-mesh')).to.equal(undefined);
+      expect(await e.route('old-mesh')).to.equal(undefined);
       // Served again: the same Rollout becomes valid and runs, with no restart of the controller.
       await patchVersions(only(original, (v) => v === 'v1alpha2' || v === 'v1alpha4'));
       await e.phase('old-mesh', 'Succeeded');

@@ -287,7 +287,7 @@ describe('rollout scenarios (sandbox + real Prometheus)', function () {
     });
     await e.until('web', (r) => r.status?.pauseReason === 'PauseStep', 'at 40% in the pause');
     await e.deleteAndAwaitGarbageCollector('web');
-    const split = await e.split('web');
+    const split = await e.route('web');
     expect(split, 'the TrafficSplit outlives its Rollout').to.not.equal(undefined);
     expect(split!.metadata?.ownerReferences ?? []).to.deep.equal([]);
     expect(split!.metadata?.annotations?.['perch.dev/released-from']).to.equal('web');

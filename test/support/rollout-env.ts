@@ -21,6 +21,15 @@ import { startPrometheus, type PrometheusServer } from '../../src/sandbox/promet
 import { sharedControlPlane, testNamespace } from './control-plane.js';
 import { EventLog } from './events.js';
 import { waitFor } from '../../src/sandbox/wait.js';
+import {
+  backendsOf,
+  foreignRoute,
+  handEdit,
+  maskedSpec,
+  personsRoute,
+  resourceOf,
+  type RouterKind,
+} from './route-under-test.js';
 
 export const ROLLOUT = { group: 'perch.dev', version: 'v1alpha1', plural: 'rollouts' } as const;
 
@@ -100,23 +109,31 @@ export class RolloutEnv {
   readonly kc: KubeConfig;
   readonly api: CustomObjectsApi;
   readonly core: CoreV1Api;
-  /** Every version of every TrafficSplit in the namespace, as the watch delivered them. */
+  /** Every version of every routing object (TrafficSplit or HTTPRoute) in the namespace, as the watch delivered them. */
   readonly splits = new EventLog<SplitVersion & { name: string }>();
   readonly rollouts = new EventLog<Rollout>();
+  /** HTTPRoute versions that changed more than the weights of Perch's backendRefs (must stay empty). */
+  readonly routeChanges: string[] = [];
   private readonly informers: Informer<KubernetesObject>[] = [];
 
   private constructor(
     readonly cp: ControlPlane,
     readonly ns: string,
+    /** The router the Rollouts of this namespace use unless their spec names one. */
+    readonly router: RouterKind,
   ) {
     this.kc = cp.kubeConfig();
     this.api = this.kc.makeApiClient(CustomObjectsApi);
     this.core = this.kc.makeApiClient(CoreV1Api);
   }
 
-  static async create(prefix: string, services = ['web', 'web-v1', 'web-v2']): Promise<RolloutEnv> {
+  static async create(
+    prefix: string,
+    services = ['web', 'web-v1', 'web-v2'],
+    router: RouterKind = 'smi',
+  ): Promise<RolloutEnv> {
     const cp = await sharedControlPlane();
-    const env = new RolloutEnv(cp, await testNamespace(cp.kubeConfig(), prefix));
+    const env = new RolloutEnv(cp, await testNamespace(cp.kubeConfig(), prefix), router);
     for (const name of services) await env.service(name);
     await env.watch();
     return env;
@@ -129,26 +146,29 @@ export class RolloutEnv {
     });
   }
 
-  private async watch(apiVersion = 'split.smi-spec.io/v1alpha2'): Promise<void> {
-    const splits = new Informer<KubernetesObject>(this.kc, {
-      apiVersion,
-      kind: 'TrafficSplit',
-      plural: 'trafficsplits',
-      namespace: this.ns,
-    });
+  private async watch(): Promise<void> {
+    const resource = resourceOf(this.router);
+    const routes = new Informer<KubernetesObject>(this.kc, { ...resource, namespace: this.ns });
+    const masked = new Map<string, string>();
     const record = (type: string) => (o: KubernetesObject) => {
-      const backends =
-        (o as { spec?: { backends?: { service: string; weight: number | string }[] } }).spec?.backends ?? [];
-      const weight = (svc: string) => Number(backends.find((b) => b.service === svc)?.weight ?? 0);
+      const name = o.metadata?.name ?? '';
+      const backends = backendsOf(this.router, o, this.stableOf(o));
+      const weight = (svc: string) => backends.find((b) => b.service === svc)?.weight ?? 0;
       this.splits.push({
         type,
-        name: o.metadata?.name ?? '',
+        name,
         canary: weight(this.canaryOf(o)),
         stable: weight(this.stableOf(o)),
         backends: backends.map((b) => `${b.service}=${b.weight}`).join(','),
       });
+      if (this.router === 'gatewayapi' && type !== 'delete') {
+        const now = maskedSpec(o, this.perchServices());
+        const before = masked.get(name);
+        if (before !== undefined && before !== now) this.routeChanges.push(`${name}: ${before} -> ${now}`);
+        masked.set(name, now);
+      }
     };
-    splits.onAdd(record('add')).onUpdate(record('update')).onDelete(record('delete'));
+    routes.onAdd(record('add')).onUpdate(record('update')).onDelete(record('delete'));
     const rollouts = new Informer<KubernetesObject>(this.kc, {
       apiVersion: 'perch.dev/v1alpha1',
       kind: 'Rollout',
@@ -156,8 +176,13 @@ export class RolloutEnv {
       namespace: this.ns,
     });
     rollouts.onAdd((r) => this.rollouts.push(r as Rollout)).onUpdate((r) => this.rollouts.push(r as Rollout));
-    await Promise.all([splits.start(), rollouts.start()]);
-    this.informers.push(splits, rollouts);
+    await Promise.all([routes.start(), rollouts.start()]);
+    this.informers.push(routes, rollouts);
+  }
+
+  /** The Services whose weights Perch writes in this namespace (the only fields of a route it may change). */
+  private perchServices(): Set<string> {
+    return new Set(['web-v1', 'web-v2', ...this.stableServices.values(), ...this.canaryServices.values()]);
   }
 
   /** Stable and canary Services of the Rollout that owns a split (set by the test via spec). */
@@ -171,6 +196,11 @@ export class RolloutEnv {
     spec: Partial<RolloutSpec>,
     annotations?: Record<string, string>,
   ): Promise<Rollout> {
+    // Over the Gateway API, a Rollout takes over a person's HTTPRoute (handed over by perch.dev/managed-by)
+    // unless one exists already: the recording watch then shows Perch changed nothing of it but weights.
+    const routing = spec.trafficRouting ?? (this.router === 'gatewayapi' ? { gatewayAPI: {} } : undefined);
+    if (this.router === 'gatewayapi' && !spec.trafficRouting && !(await this.route(name)))
+      await this.createRoute(personsRoute(name, name));
     return (await this.api.createNamespacedCustomObject({
       ...ROLLOUT,
       namespace: this.ns,
@@ -178,9 +208,44 @@ export class RolloutEnv {
         apiVersion: 'perch.dev/v1alpha1',
         kind: 'Rollout',
         metadata: { name, annotations },
-        spec: { service: 'web', stableService: 'web-v1', canaryService: 'web-v2', ...spec },
+        spec: {
+          service: 'web',
+          stableService: 'web-v1',
+          canaryService: 'web-v2',
+          ...spec,
+          ...(routing ? { trafficRouting: routing } : {}),
+        },
       },
     })) as Rollout;
+  }
+
+  /** Creates a routing object of this namespace's router. */
+  async createRoute(body: KubernetesObject): Promise<void> {
+    const { group, version, plural } = resourceOf(this.router);
+    await this.api.createNamespacedCustomObject({ group, version, plural, namespace: this.ns, body });
+  }
+
+  /** A routing object nobody gave Perch, at stable/canary weights. */
+  createForeignRoute(name: string, stable: number, canary: number): Promise<void> {
+    return this.createRoute(foreignRoute(this.router, name, stable, canary));
+  }
+
+  /** A person sets the weights by hand, as `kubectl patch` would. */
+  async setWeightsByHand(name: string, stable: number, canary: number): Promise<void> {
+    const { group, version, plural } = resourceOf(this.router);
+    const current = await this.route(name);
+    if (!current) throw new Error(`no ${plural} ${name} to edit`);
+    await this.api.patchNamespacedCustomObject(
+      {
+        group,
+        version,
+        plural,
+        namespace: this.ns,
+        name,
+        body: handEdit(this.router, current, stable, canary),
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+    );
   }
 
   async annotate(name: string, annotations: Record<string, string | null>): Promise<void> {
@@ -246,16 +311,14 @@ export class RolloutEnv {
     );
   }
 
-  /** The TrafficSplit `name` as the API server has it now; undefined when there is none. */
-  async split(
-    name: string,
-    apiVersion = 'split.smi-spec.io/v1alpha2',
-  ): Promise<KubernetesObject | undefined> {
+  /** The routing object `name` (of this namespace's router) as the API server has it now; undefined when there is none. */
+  async route(name: string): Promise<KubernetesObject | undefined> {
+    const { group, version, plural } = resourceOf(this.router);
     try {
       return (await this.api.getNamespacedCustomObject({
-        group: 'split.smi-spec.io',
-        version: apiVersion.split('/')[1]!,
-        plural: 'trafficsplits',
+        group,
+        version,
+        plural,
         namespace: this.ns,
         name,
       })) as KubernetesObject;
