@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import {
   assertSandboxKubeconfigPath,
   prepareBinaries,
+  prepareGatewayApiCrds,
   startControlPlane,
 } from '../sandbox/control-plane/index.js';
 import { parseFaultSpec } from '../sandbox/faults/spec.js';
@@ -11,11 +12,13 @@ import { UsageError } from './usage-error.js';
 
 export const SANDBOX_USAGE = `usage:
   perch sandbox --kubeconfig FILE [--port N] [--audit-log FILE] [--faults SPEC]
-      Starts kube-apiserver, etcd and kube-controller-manager on 127.0.0.1, installs crds/,
-      writes an admin kubeconfig to FILE and prints "ready <url>". Ctrl-C stops it all.
+      Starts kube-apiserver, etcd and kube-controller-manager on 127.0.0.1, installs crds/ and the
+      official Gateway API CRDs (standard channel, the version tools/gateway-api/go.mod pins), writes
+      an admin kubeconfig to FILE and prints "ready <url>". Ctrl-C stops it all.
       --faults SPEC  e.g. seed=7,500=0.05,429=0.02,409=0.01,latency=20ms,jitter=10ms,watch-cut=5s
   perch sandbox prepare
-      Makes sure the control-plane binaries are there (building them once with Go) and prints their folder.`;
+      Makes sure the control-plane binaries are there (building them once with Go) and prints their folder,
+      and that the Gateway API CRDs are cached (fetched once with Go; or PERCH_GATEWAY_API_CRDS=folder).`;
 
 function parseFlags(argv: string[]) {
   try {
@@ -41,6 +44,8 @@ export async function sandboxCommand(argv: string[]): Promise<number> {
   if (argv[0] === 'prepare') {
     if (argv.length > 1) throw new UsageError(`perch sandbox prepare takes no arguments\n${SANDBOX_USAGE}`);
     const binaries = await prepareBinaries(progress);
+    const gatewayApi = await prepareGatewayApiCrds(progress);
+    progress(`Gateway API CRDs ${gatewayApi.version} (standard channel) in ${gatewayApi.dir}`);
     process.stdout.write(`${binaries.dir}\n`);
     return 0;
   }

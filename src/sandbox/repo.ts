@@ -1,4 +1,5 @@
-// Where the repository's own files are (crds/, tools/control-plane/) when running from src or dist.
+// Where the repository's own files are (crds/, tools/control-plane/, tools/gateway-api/) when running
+// from src or dist.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,3 +15,4 @@ function findRoot(start: string): string {
 export const repoRoot = findRoot(dirname(fileURLToPath(import.meta.url)));
 export const crdsDir = join(repoRoot, 'crds');
 export const controlPlaneManifestDir = join(repoRoot, 'tools', 'control-plane');
+export const gatewayApiManifestDir = join(repoRoot, 'tools', 'gateway-api');

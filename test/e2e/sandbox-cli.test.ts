@@ -7,6 +7,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  GATEWAY_API_CRDS_ENV,
+  pinnedGatewayApiVersion,
+  prepareGatewayApiCrds,
+} from '../../src/sandbox/control-plane/index.js';
 import { kubectlOk } from '../support/kubectl.js';
 import { childPids, cmdline, isDead, programOfArgv as programOf } from '../support/proc.js';
 
@@ -32,8 +37,8 @@ interface Launcher {
 const launchers: Launcher[] = [];
 const tempDirs: string[] = [];
 
-function runPerch(args: string[]): Launcher {
-  const proc = spawn(process.execPath, [PERCH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function runPerch(args: string[], env: NodeJS.ProcessEnv = process.env): Launcher {
+  const proc = spawn(process.execPath, [PERCH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   if (proc.pid === undefined) throw new Error('could not start perch');
   let out = '';
   let err = '';
@@ -173,6 +178,22 @@ describe('perch sandbox (CLI)', function () {
     const out = await kubectlOk(sb.kubeconfig, ['get', 'namespaces', '-o', 'name']);
     expect(out.split('\n')).to.include.members(['namespace/default', 'namespace/kube-system']);
 
+    // crds/ and the official Gateway API CRDs of the pinned release are installed.
+    const resources = await kubectlOk(sb.kubeconfig, ['api-resources', '-o', 'name']);
+    expect(resources.split('\n')).to.include.members([
+      'rollouts.perch.dev',
+      'trafficsplits.split.smi-spec.io',
+      'httproutes.gateway.networking.k8s.io',
+    ]);
+    const bundle = await kubectlOk(sb.kubeconfig, [
+      'get',
+      'crd',
+      'httproutes.gateway.networking.k8s.io',
+      '-o',
+      'jsonpath={.metadata.annotations.gateway\\.networking\\.k8s\\.io/bundle-version}',
+    ]);
+    expect(bundle.trim()).to.equal(pinnedGatewayApiVersion());
+
     // The API server appends the event once the response is complete: it may land just after kubectl exits.
     const isKubectlList = (e: AuditEvent) =>
       e.verb === 'list' && e.objectRef?.resource === 'namespaces' && !!e.userAgent?.startsWith('kubectl/');
@@ -233,6 +254,36 @@ describe('perch sandbox (CLI)', function () {
     sb.launcher.proc.kill('SIGTERM');
     expect(await sb.launcher.exited).to.deep.equal({ code: 0, signal: null });
     expect(alive(sb.children.keys())).to.deep.equal([]);
+  });
+
+  describe('perch sandbox prepare', () => {
+    it('makes sure the Gateway API CRDs are cached, saying where on stderr, and prints the binaries folder', async () => {
+      const launcher = runPerch(['sandbox', 'prepare']);
+      const exit = await launcher.exited;
+      expect(exit, `stderr: ${launcher.stderr()}`).to.deep.equal({ code: 0, signal: null });
+      expect(launcher.stdout().trim().split('\n')).to.have.length(1);
+      expect(existsSync(join(launcher.stdout().trim(), 'kube-apiserver'))).to.equal(true);
+      expect(launcher.stderr()).to.match(
+        new RegExp(`Gateway API CRDs ${pinnedGatewayApiVersion()} \\(standard channel\\) in \\S+`),
+      );
+    });
+
+    it(`refuses a ${GATEWAY_API_CRDS_ENV} folder of another Gateway API release, naming both`, async () => {
+      const dir = tempDir();
+      const official = (await prepareGatewayApiCrds()).dir;
+      const crd = readFileSync(join(official, 'gateway.networking.k8s.io_httproutes.yaml'), 'utf8');
+      writeFileSync(
+        join(dir, 'httproutes.yaml'),
+        crd.replace(`bundle-version: ${pinnedGatewayApiVersion()}`, 'bundle-version: v1.0.0'),
+      );
+      const launcher = runPerch(['sandbox', 'prepare'], { ...process.env, [GATEWAY_API_CRDS_ENV]: dir });
+      const exit = await launcher.exited;
+      expect(exit.code).to.equal(1);
+      expect(launcher.stderr())
+        .to.contain(`${GATEWAY_API_CRDS_ENV}=${dir}`)
+        .and.to.contain('is Gateway API v1.0.0')
+        .and.to.contain(`pins ${pinnedGatewayApiVersion()}`);
+    });
   });
 
   describe('usage errors exit 2 without starting anything', () => {

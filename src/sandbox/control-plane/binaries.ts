@@ -41,10 +41,16 @@ export function pinnedKubernetesVersion(manifestDir = controlPlaneManifestDir): 
   return match[1];
 }
 
+/** Perch's cache: $PERCH_CACHE_DIR, else $XDG_CACHE_HOME/perch, else ~/.cache/perch. */
+export function cacheBase(): string {
+  return (
+    process.env.PERCH_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'perch')
+  );
+}
+
 /** The cache folder for this manifest: a new go.mod or go.sum gets a new folder, so never a stale build. */
 export function cacheDir(manifestDir = controlPlaneManifestDir): string {
-  const base =
-    process.env.PERCH_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'perch');
+  const base = cacheBase();
   const hash = createHash('sha256');
   for (const f of ['go.mod', 'go.sum', 'etcd/main.go']) hash.update(readFileSync(join(manifestDir, f)));
   const id = `${pinnedKubernetesVersion(manifestDir)}-${process.platform}-${process.arch}-${hash.digest('hex').slice(0, 12)}`;
@@ -158,12 +164,22 @@ async function ensureBuilt(dir: string, names: readonly Buildable[], progress: P
   return true;
 }
 
-function findGo(): { path: string; version: string } {
-  const candidates = [process.env.GO, 'go', '/usr/local/go/bin/go'].filter((c): c is string => !!c);
+/**
+ * The Go toolchain: $GO when set (and then only that one), else `go` on PATH, else the official
+ * tarball's /usr/local/go/bin/go (often missing from a service's PATH). Undefined when none runs.
+ */
+export function lookupGo(): { path: string; version: string } | undefined {
+  const candidates = process.env.GO ? [process.env.GO] : ['go', '/usr/local/go/bin/go'];
   for (const path of candidates) {
     const out = spawnSync(path, ['env', 'GOVERSION'], { encoding: 'utf8' });
     if (out.status === 0) return { path, version: out.stdout.trim() };
   }
+  return undefined;
+}
+
+function findGo(): { path: string; version: string } {
+  const go = lookupGo();
+  if (go) return go;
   throw new Error(
     'The control-plane binaries are not built yet and Go is not installed to build them.\n' +
       'Either install Go 1.24 or newer (https://go.dev/doc/install) and run `perch sandbox prepare`,\n' +

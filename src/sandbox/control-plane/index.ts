@@ -9,9 +9,10 @@ import { parseFaultSpec, startFaultProxy, type FaultProxy, type FaultSpec } from
 import { freePort } from '../free-port.js';
 import { crdsDir as defaultCrdsDir } from '../repo.js';
 import { prepareBinaries, type Binaries, type Progress } from './binaries.js';
-import { installCrds } from './crds.js';
+import { installCrds, readCrds } from './crds.js';
 import { writeCredentials, type Credentials } from './credentials.js';
 import { startEtcd } from './etcd.js';
+import { prepareGatewayApiCrds } from './gateway-api.js';
 import { startApiServer, type ApiServerConfig } from './kube-apiserver.js';
 import { startControllerManager } from './kube-controller-manager.js';
 import { assertSandboxKubeconfigPath, writeKubeconfig } from './kubeconfig.js';
@@ -27,7 +28,9 @@ export interface ControlPlaneOptions {
   faults?: FaultSpec | string;
   /** Folder of CRDs to install; default: the repository's crds/. */
   crdsDir?: string;
-  /** Progress lines (binary builds); default: none. */
+  /** Install the official Gateway API CRDs too (after crdsDir's); default true. False: a cluster without them. */
+  gatewayApi?: boolean;
+  /** Progress lines (binary builds, the Gateway API CRDs' first fetch); default: none. */
   progress?: Progress;
 }
 
@@ -63,6 +66,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   // Before anything starts: never overwrite a kubeconfig that is not the sandbox's own.
   if (opts.kubeconfig) assertSandboxKubeconfigPath(opts.kubeconfig);
   const binaries = await prepareBinaries(opts.progress);
+  // Before anything starts too: a missing Go or a wrong PERCH_GATEWAY_API_CRDS is said at once.
+  const gatewayApi = opts.gatewayApi === false ? undefined : await prepareGatewayApiCrds(opts.progress);
   const dataDir = makeDataDir(DIR_PREFIX);
   const children: Child[] = [];
   let faultProxy: FaultProxy | undefined;
@@ -114,7 +119,11 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         user: credentials.admin.name,
       }),
     );
-    await installCrds(setupConfig, opts.crdsDir ?? defaultCrdsDir);
+    // One call: crds/ applied first, then the Gateway API's, and the waits for Established overlap.
+    await installCrds(setupConfig, [
+      ...readCrds(opts.crdsDir ?? defaultCrdsDir),
+      ...(gatewayApi?.crds ?? []),
+    ]);
     // Started after the CRDs exist, so the garbage collector watches their objects from its first sync.
     children.push(
       startControllerManager(
@@ -168,4 +177,11 @@ export function servingKeyPair(dir: string): { certPem: string; keyPem: string }
 
 export { prepareBinaries, pinnedKubernetesVersion, cacheDir } from './binaries.js';
 export { assertSandboxKubeconfigPath, publishKubeconfig, writeKubeconfig } from './kubeconfig.js';
-export { installCrds } from './crds.js';
+export { installCrds, readCrds } from './crds.js';
+export {
+  GATEWAY_API_CRDS_ENV,
+  gatewayApiCacheDir,
+  pinnedGatewayApiVersion,
+  prepareGatewayApiCrds,
+  type GatewayApiCrds,
+} from './gateway-api.js';
