@@ -63,6 +63,20 @@ const examples: Example[] = [
       'Rollout/app',
     ],
   },
+  {
+    // No Rollout: the shared MetricTemplate catalogue (run against each mesh's series in mesh-templates.test.ts).
+    dir: 'metric-templates',
+    namespace: 'perch-templates',
+    objects: [
+      'Namespace/perch-templates',
+      'MetricTemplate/osm-request-success-rate',
+      'MetricTemplate/osm-request-duration',
+      'MetricTemplate/linkerd-request-success-rate',
+      'MetricTemplate/linkerd-request-duration',
+      'MetricTemplate/istio-request-success-rate',
+      'MetricTemplate/istio-request-duration',
+    ],
+  },
 ];
 
 interface Listed {
@@ -110,7 +124,8 @@ describe('examples/ (kubectl apply against the sandbox)', function () {
           await kubectlOk(kubeconfig, ['get', '-f', `${dir}/`, '-o', 'json']),
         ) as Listed;
         const generations = after.items.filter((o) => o.kind === 'Rollout').map((o) => o.metadata.generation);
-        expect(generations).to.deep.equal([1]);
+        const rollouts = example.objects.filter((o) => o.startsWith('Rollout/'));
+        expect(generations).to.deep.equal(rollouts.map(() => 1));
       } finally {
         await deleteNamespace(kubeconfig, example.namespace);
       }
