@@ -3,7 +3,10 @@
 import { Counter, Histogram } from 'prom-client';
 import { CALLER_OVERHEAD_MS, type MeshShape, type Route } from './mesh-metrics-target.js';
 
-/** response_latency_ms's upper bounds (ms), as linkerd2-proxy's latency histogram has long exported them. */
+/**
+ * response_latency_ms's upper bounds (ms), as linkerd2-proxy's latency histogram has long exported them.
+ * (Newer proxies export a coarser set, 1, 10, 50, 100 … 500, 1000, 5000, 10000; the templates read either.)
+ */
 export const LINKERD_LATENCY_BUCKETS = [
   1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000, 2000, 3000, 4000, 5000, 10000, 20000,
   30000, 40000, 50000,
