@@ -177,6 +177,13 @@ export class Informer<T extends KubernetesObject> {
 
   private scheduleRestart(err: unknown): void {
     if (this.stopped || this.restartTimer) return;
+    if ((err as { statusCode?: unknown } | undefined)?.statusCode === 404) {
+      // The watch answered 404: the version stopped being served after a list that succeeded (a CRD
+      // version turned off, or the CRD deleted). Report it, and relist on restart as client-node does
+      // after a 410, so the state comes back to served from a list once the version is served again.
+      this.setState('notServed');
+      (this.listWatch as unknown as { resourceVersion: string }).resourceVersion = '';
+    }
     const delay = Math.min(this.maxBackoffMs, this.initialBackoffMs * 2 ** this.consecutiveErrors);
     this.consecutiveErrors++;
     this.opts.onError?.(err, delay);

@@ -1,6 +1,11 @@
 // The informer (client-node ListWatch under src/k8s/informer.ts) against the real API server:
 // events, resuming after a cut watch or an API server restart, and relisting after a real 410 Gone.
-import type { KubeConfig } from '@kubernetes/client-node';
+import {
+  ApiextensionsV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+} from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { request } from 'node:https';
 import { Informer } from '../../src/k8s/informer.js';
@@ -163,6 +168,41 @@ describe('informer against the real API server', function () {
     await log.find(is('delete', 'old'));
     expect(informer.stats.lists, 'the 410 made it list again').to.be.at.least(2);
     expect(informer.list(ns).map((t) => t.metadata?.name)).to.deep.equal(['web']);
+  });
+
+  it('turns notServed when a version it listed stops being served, and served again from a fresh list', async () => {
+    const ns = await testNamespace(kc, 'informer-unserved');
+    const ext = kc.makeApiClient(ApiextensionsV1Api);
+    const name = 'trafficsplits.split.smi-spec.io';
+    const versions = (await ext.readCustomResourceDefinition({ name })).spec.versions;
+    const i = versions.findIndex((v: { name: string }) => v.name === 'v1alpha4');
+    const serve = (served: boolean) =>
+      ext.patchCustomResourceDefinition(
+        { name, body: [{ op: 'replace', path: `/spec/versions/${i}/served`, value: served }] },
+        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+      );
+    const informer = new Informer<TrafficSplit>(
+      kc,
+      { ...TS_REF, apiVersion: 'split.smi-spec.io/v1alpha4', namespace: ns },
+      { initialBackoffMs: 50, maxBackoffMs: 500 },
+    );
+    informers.push(informer);
+    const states = new EventLog<string>();
+    informer.onStateChange((state) => states.push(state));
+    await informer.start();
+    expect(informer.state()).to.equal('served');
+    try {
+      // The list succeeded; now only the watch can tell: it answers 404.
+      await serve(false);
+      await states.find((s) => s === 'notServed', 30_000, 'notServed after the version was turned off');
+    } finally {
+      await serve(true);
+    }
+    await states.find(
+      (s) => s === 'served' && states.seen.indexOf(s) > states.seen.indexOf('notServed'),
+      30_000,
+      'served again',
+    );
   });
 });
 

@@ -1,255 +1,263 @@
-// The rollout engine end to end: `perch controller` as a child process against the real API server,
-// a real Prometheus scraping OSM metrics the test steers, and a watch recording every TrafficSplit version.
+// The rollout engine end to end, over each router: `perch controller` as a child process against the
+// real API server, a real Prometheus scraping OSM metrics the test steers, and a watch recording every
+// version of the TrafficSplit, or of a person's HTTPRoute (which must change only in its two weights).
 import { expect } from 'chai';
 import { useController } from '../support/controller-suite.js';
 import { analysis, canaryTraffic, HEALTHY, sharedPrometheus } from '../support/rollout-env.js';
+import { ROUTERS } from '../support/route-under-test.js';
 
-describe('rollout controller (sandbox + real Prometheus)', function () {
-  this.timeout(120_000);
-  const suite = useController();
-  const env = suite.env;
+for (const router of ROUTERS)
+  describe(`rollout controller over ${router} (sandbox + real Prometheus)`, function () {
+    this.timeout(120_000);
+    const suite = useController({ router });
+    const env = suite.env;
 
-  it('1. promotes a healthy canary: stable 100 → 90/10 → 50/50 → canary 100, events in order', async () => {
-    const e = await env('healthy');
-    await canaryTraffic(e);
-    await e.createRollout('web', {
-      steps: [
-        { setWeight: 10 },
-        { analysis: { iterations: 2 } },
-        { setWeight: 50 },
-        { pause: { duration: '2s' } },
-        { setWeight: 100 },
-      ],
-      analysis: analysis(),
-    });
-    const done = await e.phase('web', 'Succeeded');
-    expect(done.status?.canaryWeight).to.equal(100);
-    expect(e.weights('web')).to.deep.equal([0, 10, 50, 100]);
-    const last = e.splits.seen.filter((s) => s.name === 'web').at(-1)!;
-    expect(last.backends).to.equal('web-v2=100');
-    const first = e.splits.seen.find((s) => s.name === 'web')!;
-    expect(first.backends).to.equal('web-v1=100');
-    const reasons = (await e.eventsUntil('web', 'Promoted'))
-      .map((x) => x.reason)
-      .filter((r) => r !== 'AnalysisPassed');
-    expect(reasons).to.deep.equal([
-      'RunStarted',
-      'WeightChanged',
-      'WeightChanged',
-      'Paused',
-      'Resumed',
-      'WeightChanged',
-      'Promoting',
-      'Promoted',
-    ]);
-  });
-
-  it('serves SPEC metrics with real values, /healthz and /readyz', async () => {
-    const get = async (path: string) => {
-      const res = await fetch(`http://${suite.controller().metricsAddress}${path}`);
-      return { status: res.status, body: await res.text() };
-    };
-    expect(await get('/healthz')).to.deep.equal({ status: 200, body: 'ok' });
-    expect(await get('/readyz')).to.deep.equal({ status: 200, body: 'ok' });
-    const { body } = await get('/metrics');
-    const value = (pattern: RegExp) => Number(pattern.exec(body)?.[1] ?? NaN);
-    const ns = suite.envs[0]!.ns;
-    expect(
-      value(new RegExp(`perch_rollout_info\\{namespace="${ns}",name="web",phase="Succeeded"\\} (\\S+)`)),
-    ).to.equal(1);
-    expect(
-      value(new RegExp(`perch_rollout_info\\{namespace="${ns}",name="web",phase="Progressing"\\} (\\S+)`)),
-    ).to.equal(0);
-    expect(
-      value(new RegExp(`perch_rollout_canary_weight\\{namespace="${ns}",name="web"\\} (\\S+)`)),
-    ).to.equal(100);
-    expect(
-      value(
-        new RegExp(
-          `perch_analysis_checks_total\\{namespace="${ns}",name="web",metric="request-success-rate",verdict="Pass"\\} (\\S+)`,
-        ),
-      ),
-    ).to.be.at.least(2);
-    expect(
-      value(new RegExp(`perch_rollout_runs_total\\{namespace="${ns}",outcome="Succeeded"\\} (\\S+)`)),
-    ).to.equal(1);
-    expect(value(/perch_rollout_run_duration_seconds_count (\S+)/)).to.be.at.least(1);
-    expect(value(/perch_reconcile_duration_seconds_count (\S+)/)).to.be.greaterThan(5);
-    expect(
-      value(/perch_kube_requests_total\{verb="patch",resource="rollouts\/status",code="200"\} (\S+)/),
-    ).to.be.greaterThan(3);
-    expect(
-      value(/perch_kube_requests_total\{verb="create",resource="trafficsplits",code="201"\} (\S+)/),
-    ).to.be.at.least(1);
-    expect(value(/perch_prometheus_queries_total\{outcome="success"\} (\S+)/)).to.be.at.least(2);
-    expect(body).to.contain('process_cpu_user_seconds_total');
-  });
-
-  it('2. rolls a canary at 20% errors back at the first failing check, naming metric, value and range', async () => {
-    const e = await env('faulty');
-    await canaryTraffic(e, { rps: 50, errorRate: 0.2, latencyMs: 20 });
-    await e.createRollout('web', {
-      steps: [{ setWeight: 10 }, { analysis: { iterations: 2 } }, { setWeight: 100 }],
-      analysis: analysis(),
-    });
-    const failed = await e.phase('web', 'Failed');
-    expect(e.weights('web')).to.deep.equal([0, 10, 0]);
-    expect(failed.status?.message).to.match(/request-success-rate 8\d(\.\d+)? is below the minimum 99/);
-    expect(failed.status?.canaryWeight).to.equal(0);
-  });
-
-  it('3. without canary traffic pauses AnalysisInconclusive, never promotes, and goes on when traffic comes', async () => {
-    const e = await env('no-traffic');
-    await e.createRollout('web', {
-      steps: [{ setWeight: 20 }, { analysis: { iterations: 2 } }, { setWeight: 100 }],
-      analysis: analysis(),
-    });
-    const paused = await e.until(
-      'web',
-      (r) => r.status?.pauseReason === 'AnalysisInconclusive',
-      'an inconclusive pause',
-    );
-    expect(paused.status?.phase).to.equal('Paused');
-    expect(paused.status?.canaryWeight).to.equal(20);
-    await canaryTraffic(e);
-    await e.phase('web', 'Succeeded');
-    expect(e.weights('web')).to.deep.equal([0, 20, 100]);
-    expect(
-      e.rollouts.seen.filter((r) => r.metadata?.name === 'web' && r.status?.phase === 'Succeeded').length,
-    ).to.be.greaterThan(0);
-  });
-
-  it('4. with Prometheus stopped pauses MetricsUnavailable without rolling back, and completes once it is back', async () => {
-    const e = await env('prom-down');
-    await canaryTraffic(e);
-    const { prometheus } = await sharedPrometheus();
-    await e.createRollout('web', {
-      steps: [{ setWeight: 10 }, { analysis: { iterations: 3 } }, { setWeight: 100 }],
-      analysis: analysis({ errorLimit: 1 }),
-    });
-    await e.until(
-      'web',
-      (r) => r.status?.canaryWeight === 10 && (r.status.analysis?.passed ?? 0) >= 1,
-      'a first passing check at 10%',
-    );
-    await prometheus.restart(async () => {
-      const held = await e.until(
-        'web',
-        (r) => r.status?.pauseReason === 'MetricsUnavailable',
-        'a MetricsUnavailable pause',
-      );
-      expect(held.status?.canaryWeight).to.equal(10);
-    });
-    await e.phase('web', 'Succeeded');
-    expect(e.weights('web')).to.deep.equal([0, 10, 100]);
-    expect(
-      e.rollouts.seen.some(
-        (r) =>
-          r.metadata?.name === 'web' && (r.status?.phase === 'RollingBack' || r.status?.phase === 'Failed'),
-      ),
-    ).to.equal(false);
-  });
-
-  it('5a. perch.dev/paused holds the weight, and a failing check while paused still rolls back', async () => {
-    const e = await env('paused-fail');
-    await canaryTraffic(e);
-    await e.createRollout(
-      'web',
-      {
-        steps: [{ setWeight: 10 }, { analysis: { iterations: 1000 } }, { setWeight: 100 }],
+    it('1. promotes a healthy canary: stable 100 → 90/10 → 50/50 → canary 100, events in order', async () => {
+      const e = await env('healthy');
+      await canaryTraffic(e);
+      await e.createRollout('web', {
+        steps: [
+          { setWeight: 10 },
+          { analysis: { iterations: 2 } },
+          { setWeight: 50 },
+          { pause: { duration: '2s' } },
+          { setWeight: 100 },
+        ],
         analysis: analysis(),
-      },
-      { 'perch.dev/paused': 'false' },
-    );
-    await e.until('web', (r) => r.status?.canaryWeight === 10, 'weight 10');
-    await e.annotate('web', { 'perch.dev/paused': 'true' });
-    await e.until('web', (r) => r.status?.pauseReason === 'Manual', 'a manual pause');
-    (await sharedPrometheus()).target.set(e.ns, 'web-v2', { rps: 50, errorRate: 0.5, latencyMs: 20 });
-    const failed = await e.phase('web', 'Failed');
-    expect(failed.metadata?.annotations?.['perch.dev/paused']).to.equal('true');
-    expect(e.weights('web')).to.deep.equal([0, 10, 0]);
-  });
-
-  it('5b. removing perch.dev/paused resumes; pause: {} waits for perch.dev/resume, which is removed', async () => {
-    const e = await env('pause-resume');
-    await canaryTraffic(e);
-    await e.createRollout(
-      'web',
-      { steps: [{ setWeight: 10 }, { pause: {} }, { setWeight: 100 }], analysis: analysis() },
-      { 'perch.dev/paused': 'true' },
-    );
-    await e.until('web', (r) => r.status?.pauseReason === 'Manual' || r.status?.phase === 'Paused', 'paused');
-    expect(e.weights('web')).to.deep.equal([0]);
-    await e.annotate('web', { 'perch.dev/paused': null });
-    await e.until('web', (r) => r.status?.pauseReason === 'PauseStep', 'the pause step');
-    expect(e.weights('web')).to.deep.equal([0, 10]);
-    await e.annotate('web', { 'perch.dev/resume': 'true' });
-    const done = await e.phase('web', 'Succeeded');
-    expect(done.metadata?.annotations?.['perch.dev/resume']).to.equal(undefined);
-    const reasons = (await e.eventsUntil('web', 'Promoted')).map((x) => x.reason);
-    expect(reasons).to.include('Resumed');
-    // The resume was acted on once: no later reconcile saw it again (cache behind our removal).
-    expect(reasons).to.not.include('AnnotationIgnored');
-  });
-
-  it('5c. perch.dev/promote promotes now (also out of an inconclusive pause) and is removed', async () => {
-    const e = await env('promote');
-    await e.createRollout('web', {
-      steps: [{ setWeight: 10 }, { analysis: { iterations: 5 } }, { setWeight: 50 }],
-      analysis: analysis(),
+      });
+      const done = await e.phase('web', 'Succeeded');
+      expect(done.status?.canaryWeight).to.equal(100);
+      expect(e.weights('web')).to.deep.equal([0, 10, 50, 100]);
+      const last = e.splits.seen.filter((s) => s.name === 'web').at(-1)!;
+      expect(last.backends).to.equal('web-v2=100');
+      const first = e.splits.seen.find((s) => s.name === 'web')!;
+      expect(first.backends).to.equal('web-v1=100');
+      const reasons = (await e.eventsUntil('web', 'Promoted'))
+        .map((x) => x.reason)
+        .filter((r) => r !== 'AnalysisPassed');
+      expect(reasons).to.deep.equal([
+        'RunStarted',
+        'WeightChanged',
+        'WeightChanged',
+        'Paused',
+        'Resumed',
+        'WeightChanged',
+        'Promoting',
+        'Promoted',
+      ]);
     });
-    await e.until('web', (r) => r.status?.pauseReason === 'AnalysisInconclusive', 'an inconclusive pause');
-    await e.annotate('web', { 'perch.dev/promote': 'true' });
-    const done = await e.phase('web', 'Succeeded');
-    expect(done.metadata?.annotations?.['perch.dev/promote']).to.equal(undefined);
-    expect(e.weights('web')).to.deep.equal([0, 10, 100]);
-  });
 
-  it('5d. perch.dev/abort gives Aborted at stable 100; perch.dev/retry starts again from step 0', async () => {
-    const e = await env('abort-retry');
-    await canaryTraffic(e);
-    await e.createRollout('web', {
-      steps: [{ setWeight: 30 }, { pause: {} }, { setWeight: 100 }],
-      analysis: analysis(),
+    it('serves SPEC metrics with real values, /healthz and /readyz', async () => {
+      const get = async (path: string) => {
+        const res = await fetch(`http://${suite.controller().metricsAddress}${path}`);
+        return { status: res.status, body: await res.text() };
+      };
+      expect(await get('/healthz')).to.deep.equal({ status: 200, body: 'ok' });
+      expect(await get('/readyz')).to.deep.equal({ status: 200, body: 'ok' });
+      const { body } = await get('/metrics');
+      const value = (pattern: RegExp) => Number(pattern.exec(body)?.[1] ?? NaN);
+      const ns = suite.envs[0]!.ns;
+      expect(
+        value(new RegExp(`perch_rollout_info\\{namespace="${ns}",name="web",phase="Succeeded"\\} (\\S+)`)),
+      ).to.equal(1);
+      expect(
+        value(new RegExp(`perch_rollout_info\\{namespace="${ns}",name="web",phase="Progressing"\\} (\\S+)`)),
+      ).to.equal(0);
+      expect(
+        value(new RegExp(`perch_rollout_canary_weight\\{namespace="${ns}",name="web"\\} (\\S+)`)),
+      ).to.equal(100);
+      expect(
+        value(
+          new RegExp(
+            `perch_analysis_checks_total\\{namespace="${ns}",name="web",metric="request-success-rate",verdict="Pass"\\} (\\S+)`,
+          ),
+        ),
+      ).to.be.at.least(2);
+      expect(
+        value(new RegExp(`perch_rollout_runs_total\\{namespace="${ns}",outcome="Succeeded"\\} (\\S+)`)),
+      ).to.equal(1);
+      expect(value(/perch_rollout_run_duration_seconds_count (\S+)/)).to.be.at.least(1);
+      expect(value(/perch_reconcile_duration_seconds_count (\S+)/)).to.be.greaterThan(5);
+      expect(
+        value(/perch_kube_requests_total\{verb="patch",resource="rollouts\/status",code="200"\} (\S+)/),
+      ).to.be.greaterThan(3);
+      expect(
+        value(/perch_kube_requests_total\{verb="create",resource="trafficsplits",code="201"\} (\S+)/),
+      ).to.be.at.least(1);
+      expect(value(/perch_prometheus_queries_total\{outcome="success"\} (\S+)/)).to.be.at.least(2);
+      expect(body).to.contain('process_cpu_user_seconds_total');
     });
-    await e.until('web', (r) => r.status?.pauseReason === 'PauseStep', 'the pause step');
-    await e.annotate('web', { 'perch.dev/abort': 'true' });
-    const aborted = await e.phase('web', 'Aborted');
-    expect(aborted.metadata?.annotations?.['perch.dev/abort']).to.equal(undefined);
-    expect(e.weights('web')).to.deep.equal([0, 30, 0]);
-    await e.annotate('web', { 'perch.dev/retry': 'true' });
-    const again = await e.until(
-      'web',
-      (r) => r.status?.runStartedAt !== aborted.status?.runStartedAt && r.status?.pauseReason === 'PauseStep',
-      'the new run at its pause step',
-    );
-    expect(again.status?.currentStepIndex).to.equal(1);
-    await e.until('web', (r) => !r.metadata?.annotations?.['perch.dev/retry'], 'retry removed');
-    expect(e.weights('web')).to.deep.equal([0, 30, 0, 30]);
-  });
 
-  it('7. a new generation mid-run (another canaryService) starts again from stable 100', async () => {
-    const e = await env('new-generation');
-    await e.service('web-v3');
-    await canaryTraffic(e);
-    await canaryTraffic(e, HEALTHY, 'web-v3');
-    await e.createRollout('web', {
-      steps: [{ setWeight: 40 }, { pause: {} }, { setWeight: 100 }],
-      analysis: analysis(),
+    it('2. rolls a canary at 20% errors back at the first failing check, naming metric, value and range', async () => {
+      const e = await env('faulty');
+      await canaryTraffic(e, { rps: 50, errorRate: 0.2, latencyMs: 20 });
+      await e.createRollout('web', {
+        steps: [{ setWeight: 10 }, { analysis: { iterations: 2 } }, { setWeight: 100 }],
+        analysis: analysis(),
+      });
+      const failed = await e.phase('web', 'Failed');
+      expect(e.weights('web')).to.deep.equal([0, 10, 0]);
+      expect(failed.status?.message).to.match(/request-success-rate 8\d(\.\d+)? is below the minimum 99/);
+      expect(failed.status?.canaryWeight).to.equal(0);
     });
-    await e.until('web', (r) => r.status?.pauseReason === 'PauseStep', 'the pause step');
-    e.canaryServices.set('web', 'web-v3');
-    await e.patchSpec('web', { canaryService: 'web-v3' });
-    const restarted = await e.until(
-      'web',
-      (r) => r.status?.observedGeneration === 2 && r.status.pauseReason === 'PauseStep',
-      'generation 2 at its pause step',
-    );
-    expect(restarted.status?.canaryWeight).to.equal(40);
-    // After the spec change, stable 100 came before the new canary's 40: the old canary kept nothing.
-    const history = e.splits.seen.filter((s) => s.name === 'web').map((s) => s.backends);
-    const last40 = history.lastIndexOf('web-v1=60,web-v2=40');
-    expect(last40, 'the first generation at 40%').to.be.greaterThan(-1);
-    expect(history.slice(last40 + 1)).to.deep.equal(['web-v1=100', 'web-v1=60,web-v3=40']);
+
+    it('3. without canary traffic pauses AnalysisInconclusive, never promotes, and goes on when traffic comes', async () => {
+      const e = await env('no-traffic');
+      await e.createRollout('web', {
+        steps: [{ setWeight: 20 }, { analysis: { iterations: 2 } }, { setWeight: 100 }],
+        analysis: analysis(),
+      });
+      const paused = await e.until(
+        'web',
+        (r) => r.status?.pauseReason === 'AnalysisInconclusive',
+        'an inconclusive pause',
+      );
+      expect(paused.status?.phase).to.equal('Paused');
+      expect(paused.status?.canaryWeight).to.equal(20);
+      await canaryTraffic(e);
+      await e.phase('web', 'Succeeded');
+      expect(e.weights('web')).to.deep.equal([0, 20, 100]);
+      expect(
+        e.rollouts.seen.filter((r) => r.metadata?.name === 'web' && r.status?.phase === 'Succeeded').length,
+      ).to.be.greaterThan(0);
+    });
+
+    it('4. with Prometheus stopped pauses MetricsUnavailable without rolling back, and completes once it is back', async () => {
+      const e = await env('prom-down');
+      await canaryTraffic(e);
+      const { prometheus } = await sharedPrometheus();
+      await e.createRollout('web', {
+        steps: [{ setWeight: 10 }, { analysis: { iterations: 3 } }, { setWeight: 100 }],
+        analysis: analysis({ errorLimit: 1 }),
+      });
+      await e.until(
+        'web',
+        (r) => r.status?.canaryWeight === 10 && (r.status.analysis?.passed ?? 0) >= 1,
+        'a first passing check at 10%',
+      );
+      await prometheus.restart(async () => {
+        const held = await e.until(
+          'web',
+          (r) => r.status?.pauseReason === 'MetricsUnavailable',
+          'a MetricsUnavailable pause',
+        );
+        expect(held.status?.canaryWeight).to.equal(10);
+      });
+      await e.phase('web', 'Succeeded');
+      expect(e.weights('web')).to.deep.equal([0, 10, 100]);
+      expect(
+        e.rollouts.seen.some(
+          (r) =>
+            r.metadata?.name === 'web' && (r.status?.phase === 'RollingBack' || r.status?.phase === 'Failed'),
+        ),
+      ).to.equal(false);
+    });
+
+    it('5a. perch.dev/paused holds the weight, and a failing check while paused still rolls back', async () => {
+      const e = await env('paused-fail');
+      await canaryTraffic(e);
+      await e.createRollout(
+        'web',
+        {
+          steps: [{ setWeight: 10 }, { analysis: { iterations: 1000 } }, { setWeight: 100 }],
+          analysis: analysis(),
+        },
+        { 'perch.dev/paused': 'false' },
+      );
+      await e.until('web', (r) => r.status?.canaryWeight === 10, 'weight 10');
+      await e.annotate('web', { 'perch.dev/paused': 'true' });
+      await e.until('web', (r) => r.status?.pauseReason === 'Manual', 'a manual pause');
+      (await sharedPrometheus()).target.set(e.ns, 'web-v2', { rps: 50, errorRate: 0.5, latencyMs: 20 });
+      const failed = await e.phase('web', 'Failed');
+      expect(failed.metadata?.annotations?.['perch.dev/paused']).to.equal('true');
+      expect(e.weights('web')).to.deep.equal([0, 10, 0]);
+    });
+
+    it('5b. removing perch.dev/paused resumes; pause: {} waits for perch.dev/resume, which is removed', async () => {
+      const e = await env('pause-resume');
+      await canaryTraffic(e);
+      await e.createRollout(
+        'web',
+        { steps: [{ setWeight: 10 }, { pause: {} }, { setWeight: 100 }], analysis: analysis() },
+        { 'perch.dev/paused': 'true' },
+      );
+      await e.until(
+        'web',
+        (r) => r.status?.pauseReason === 'Manual' || r.status?.phase === 'Paused',
+        'paused',
+      );
+      expect(e.weights('web')).to.deep.equal([0]);
+      await e.annotate('web', { 'perch.dev/paused': null });
+      await e.until('web', (r) => r.status?.pauseReason === 'PauseStep', 'the pause step');
+      expect(e.weights('web')).to.deep.equal([0, 10]);
+      await e.annotate('web', { 'perch.dev/resume': 'true' });
+      const done = await e.phase('web', 'Succeeded');
+      expect(done.metadata?.annotations?.['perch.dev/resume']).to.equal(undefined);
+      const reasons = (await e.eventsUntil('web', 'Promoted')).map((x) => x.reason);
+      expect(reasons).to.include('Resumed');
+      // The resume was acted on once: no later reconcile saw it again (cache behind our removal).
+      expect(reasons).to.not.include('AnnotationIgnored');
+    });
+
+    it('5c. perch.dev/promote promotes now (also out of an inconclusive pause) and is removed', async () => {
+      const e = await env('promote');
+      await e.createRollout('web', {
+        steps: [{ setWeight: 10 }, { analysis: { iterations: 5 } }, { setWeight: 50 }],
+        analysis: analysis(),
+      });
+      await e.until('web', (r) => r.status?.pauseReason === 'AnalysisInconclusive', 'an inconclusive pause');
+      await e.annotate('web', { 'perch.dev/promote': 'true' });
+      const done = await e.phase('web', 'Succeeded');
+      expect(done.metadata?.annotations?.['perch.dev/promote']).to.equal(undefined);
+      expect(e.weights('web')).to.deep.equal([0, 10, 100]);
+    });
+
+    it('5d. perch.dev/abort gives Aborted at stable 100; perch.dev/retry starts again from step 0', async () => {
+      const e = await env('abort-retry');
+      await canaryTraffic(e);
+      await e.createRollout('web', {
+        steps: [{ setWeight: 30 }, { pause: {} }, { setWeight: 100 }],
+        analysis: analysis(),
+      });
+      await e.until('web', (r) => r.status?.pauseReason === 'PauseStep', 'the pause step');
+      await e.annotate('web', { 'perch.dev/abort': 'true' });
+      const aborted = await e.phase('web', 'Aborted');
+      expect(aborted.metadata?.annotations?.['perch.dev/abort']).to.equal(undefined);
+      expect(e.weights('web')).to.deep.equal([0, 30, 0]);
+      await e.annotate('web', { 'perch.dev/retry': 'true' });
+      const again = await e.until(
+        'web',
+        (r) =>
+          r.status?.runStartedAt !== aborted.status?.runStartedAt && r.status?.pauseReason === 'PauseStep',
+        'the new run at its pause step',
+      );
+      expect(again.status?.currentStepIndex).to.equal(1);
+      await e.until('web', (r) => !r.metadata?.annotations?.['perch.dev/retry'], 'retry removed');
+      expect(e.weights('web')).to.deep.equal([0, 30, 0, 30]);
+    });
+
+    it('7. a new generation mid-run (another canaryService) starts again from stable 100', async () => {
+      const e = await env('new-generation');
+      await e.service('web-v3');
+      await canaryTraffic(e);
+      await canaryTraffic(e, HEALTHY, 'web-v3');
+      await e.createRollout('web', {
+        steps: [{ setWeight: 40 }, { pause: {} }, { setWeight: 100 }],
+        analysis: analysis(),
+      });
+      await e.until('web', (r) => r.status?.pauseReason === 'PauseStep', 'the pause step');
+      e.canaryServices.set('web', 'web-v3');
+      await e.patchSpec('web', { canaryService: 'web-v3' });
+      const restarted = await e.until(
+        'web',
+        (r) => r.status?.observedGeneration === 2 && r.status.pauseReason === 'PauseStep',
+        'generation 2 at its pause step',
+      );
+      expect(restarted.status?.canaryWeight).to.equal(40);
+      // After the spec change, stable 100 came before the new canary's 40: the old canary kept nothing.
+      const history = e.splits.seen.filter((s) => s.name === 'web').map((s) => s.backends);
+      const last40 = history.lastIndexOf('web-v1=60,web-v2=40');
+      expect(last40, 'the first generation at 40%').to.be.greaterThan(-1);
+      expect(history.slice(last40 + 1)).to.deep.equal(['web-v1=100', 'web-v1=60,web-v3=40']);
+    });
   });
-});

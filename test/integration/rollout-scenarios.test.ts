@@ -1,11 +1,12 @@
 // More of the rollout engine end to end: validation, promotion windows, every SMI version, Flagger-shaped
-// templates and shorthand, deletion, TrafficSplits that are not Perch's, and someone else's weight change.
-import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+// templates and shorthand; then, over each router, deletion, objects that are not Perch's, and drift.
+import { CustomObjectsApi } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import type { Rollout, RolloutSpec, SmiApiVersion } from '../../src/api/v1alpha1.js';
 import { useController } from '../support/controller-suite.js';
 import { kubectl } from '../support/kubectl.js';
 import { analysis, canaryTraffic, HEALTHY, sharedPrometheus } from '../support/rollout-env.js';
+import { ROUTERS } from '../support/route-under-test.js';
 
 const valid = (r: Rollout) => r.status?.conditions?.find((c) => c.type === 'Valid');
 
@@ -277,105 +278,74 @@ describe('rollout scenarios (sandbox + real Prometheus)', function () {
       process.kill(prometheus.pid(), 'SIGCONT');
     }
   });
-
-  it('12a. a Rollout deleted mid-run writes stable 100, then releases the TrafficSplit, which outlives it', async () => {
-    const e = await env('delete');
-    await canaryTraffic(e);
-    await e.createRollout('web', {
-      steps: [{ setWeight: 40 }, { pause: {} }, { setWeight: 100 }],
-      analysis: analysis(),
-    });
-    await e.until('web', (r) => r.status?.pauseReason === 'PauseStep', 'at 40% in the pause');
-    await e.deleteAndAwaitGarbageCollector('web');
-    const split = await e.route('web');
-    expect(split, 'the TrafficSplit outlives its Rollout').to.not.equal(undefined);
-    expect(split!.metadata?.ownerReferences ?? []).to.deep.equal([]);
-    expect(split!.metadata?.annotations?.['perch.dev/released-from']).to.equal('web');
-    const history = e.splits.seen.filter((s) => s.name === 'web').map((s) => `${s.type} ${s.backends}`);
-    expect(history.at(-1)).to.equal('update web-v1=100');
-    expect(history.filter((h) => h.startsWith('delete'))).to.deep.equal([]);
-    expect(e.weights('web')).to.deep.equal([0, 40, 0]);
-  });
-
-  it("12b. never touches a TrafficSplit that is not Perch's (TrafficRouted=False, NotOwned)", async () => {
-    const e = await env('not-owned');
-    const foreign = {
-      apiVersion: 'split.smi-spec.io/v1alpha2',
-      kind: 'TrafficSplit',
-      metadata: { name: 'web' },
-      spec: {
-        service: 'web',
-        backends: [
-          { service: 'web-v1', weight: 70 },
-          { service: 'web-v2', weight: 30 },
-        ],
-      },
-    };
-    await e.api.createNamespacedCustomObject({
-      group: 'split.smi-spec.io',
-      version: 'v1alpha2',
-      namespace: e.ns,
-      plural: 'trafficsplits',
-      body: foreign,
-    });
-    await e.createRollout('web', { steps: [{ setWeight: 10 }, { setWeight: 100 }], analysis: analysis() });
-    const r = await e.until(
-      'web',
-      (x) =>
-        x.status?.conditions?.some((c) => c.type === 'TrafficRouted' && c.reason === 'NotOwned') ?? false,
-      'TrafficRouted NotOwned',
-    );
-    expect(r.status?.conditions?.find((c) => c.type === 'TrafficRouted')?.status).to.equal('False');
-    expect(e.splits.seen.filter((s) => s.name === 'web').map((s) => s.backends)).to.deep.equal([
-      'web-v1=70,web-v2=30',
-    ]);
-    const ts = (await e.api.getNamespacedCustomObject({
-      group: 'split.smi-spec.io',
-      version: 'v1alpha2',
-      namespace: e.ns,
-      plural: 'trafficsplits',
-      name: 'web',
-    })) as { metadata: { resourceVersion: string; ownerReferences?: unknown[] } };
-    expect(ts.metadata.ownerReferences).to.equal(undefined);
-  });
-
-  it("12c. undoes someone else's weight change, with a TrafficDrift Event", async () => {
-    const e = await env('drift');
-    await canaryTraffic(e, HEALTHY);
-    await e.createRollout('web', {
-      steps: [{ setWeight: 20 }, { pause: {} }, { setWeight: 100 }],
-      analysis: analysis(),
-    });
-    await e.until('web', (r) => r.status?.pauseReason === 'PauseStep', 'at 20% in the pause');
-    await e.api.patchNamespacedCustomObject(
-      {
-        group: 'split.smi-spec.io',
-        version: 'v1alpha2',
-        namespace: e.ns,
-        plural: 'trafficsplits',
-        name: 'web',
-        body: {
-          spec: {
-            backends: [
-              { service: 'web-v1', weight: 50 },
-              { service: 'web-v2', weight: 50 },
-            ],
-          },
-        },
-      },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
-    await e.splits.find((s) => s.name === 'web' && s.canary === 50, 10_000, 'the hand-made 50/50');
-    const restored = await e.splits.find(
-      (s) =>
-        s.name === 'web' &&
-        s.canary === 20 &&
-        e.splits.seen.indexOf(s) > e.splits.seen.findIndex((x) => x.canary === 50),
-      20_000,
-      'weights restored to 80/20',
-    );
-    expect(restored.backends).to.equal('web-v1=80,web-v2=20');
-    const events = await e.eventsUntil('web', 'TrafficDrift');
-    expect(events.find((x) => x.reason === 'TrafficDrift')?.type).to.equal('Warning');
-  });
 });
+
+// What every router must do alike (SPEC §3): deletion, ownership, drift.
+for (const router of ROUTERS)
+  describe(`routing object scenarios over ${router} (sandbox + real Prometheus)`, function () {
+    this.timeout(180_000);
+    const suite = useController({ router });
+    const env = suite.env;
+
+    it('12a. a Rollout deleted mid-run writes stable 100, then releases its routing object, which outlives it', async () => {
+      const e = await env('delete');
+      await canaryTraffic(e);
+      // The routing object is Perch's own here (created, with an ownerReference), so it has one to release.
+      await e.createRollout('web', {
+        steps: [{ setWeight: 40 }, { pause: {} }, { setWeight: 100 }],
+        analysis: analysis(),
+        ...(router === 'gatewayapi' ? { trafficRouting: { gatewayAPI: {} } } : {}),
+      });
+      await e.until('web', (r) => r.status?.pauseReason === 'PauseStep', 'at 40% in the pause');
+      await e.deleteAndAwaitGarbageCollector('web');
+      const route = await e.route('web');
+      expect(route, 'the routing object outlives its Rollout').to.not.equal(undefined);
+      expect(route!.metadata?.ownerReferences ?? []).to.deep.equal([]);
+      expect(route!.metadata?.annotations?.['perch.dev/released-from']).to.equal('web');
+      const history = e.splits.seen.filter((s) => s.name === 'web').map((s) => `${s.type} ${s.backends}`);
+      expect(history.at(-1)).to.equal('update web-v1=100');
+      expect(history.filter((h) => h.startsWith('delete'))).to.deep.equal([]);
+      expect(e.weights('web')).to.deep.equal([0, 40, 0]);
+    });
+
+    it("12b. never touches a routing object that is not Perch's (TrafficRouted=False, NotOwned)", async () => {
+      const e = await env('not-owned');
+      await e.createForeignRoute('web', 70, 30);
+      await e.createRollout('web', { steps: [{ setWeight: 10 }, { setWeight: 100 }], analysis: analysis() });
+      const r = await e.until(
+        'web',
+        (x) =>
+          x.status?.conditions?.some((c) => c.type === 'TrafficRouted' && c.reason === 'NotOwned') ?? false,
+        'TrafficRouted NotOwned',
+      );
+      expect(r.status?.conditions?.find((c) => c.type === 'TrafficRouted')?.status).to.equal('False');
+      expect(e.splits.seen.filter((s) => s.name === 'web').map((s) => s.backends)).to.deep.equal([
+        'web-v1=70,web-v2=30',
+      ]);
+      const route = await e.route('web');
+      expect(route?.metadata?.ownerReferences).to.equal(undefined);
+    });
+
+    it("12c. undoes someone else's weight change, with a TrafficDrift Event", async () => {
+      const e = await env('drift');
+      await canaryTraffic(e, HEALTHY);
+      await e.createRollout('web', {
+        steps: [{ setWeight: 20 }, { pause: {} }, { setWeight: 100 }],
+        analysis: analysis(),
+      });
+      await e.until('web', (r) => r.status?.pauseReason === 'PauseStep', 'at 20% in the pause');
+      await e.setWeightsByHand('web', 50, 50);
+      await e.splits.find((s) => s.name === 'web' && s.canary === 50, 10_000, 'the hand-made 50/50');
+      const restored = await e.splits.find(
+        (s) =>
+          s.name === 'web' &&
+          s.canary === 20 &&
+          e.splits.seen.indexOf(s) > e.splits.seen.findIndex((x) => x.canary === 50),
+        20_000,
+        'weights restored to 80/20',
+      );
+      expect(restored.backends).to.equal('web-v1=80,web-v2=20');
+      const events = await e.eventsUntil('web', 'TrafficDrift');
+      expect(events.find((x) => x.reason === 'TrafficDrift')?.type).to.equal('Warning');
+    });
+  });

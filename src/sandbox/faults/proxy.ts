@@ -52,7 +52,18 @@ export interface FaultProxy {
   openWatchCount(): number;
   /** Emits 'watch' (FaultRecord) when a watch stream has been forwarded upstream, so it can be cut. */
   events: EventEmitter;
+  /**
+   * Holds the next request that matches until the test lets it go: the moment between a client's read
+   * and its write, made as long as a test needs (a concurrent edit lands in it). Resolves once held.
+   */
+  holdNext(match: (method: string, path: string) => boolean): Promise<HeldRequest>;
   close(): Promise<void>;
+}
+
+export interface HeldRequest {
+  record: FaultRecord;
+  /** Forwards the request; resolves with the upstream's status code. */
+  release(): Promise<number>;
 }
 
 const WRITE_VERBS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -100,6 +111,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   const openWatches = new Set<{ cut: () => void }>();
   const events = new EventEmitter();
   let next = 0;
+  const holds: { match: (method: string, path: string) => boolean; held: (h: HeldRequest) => void }[] = [];
 
   const forward = (req: IncomingMessage, res: ServerResponse, record: FaultRecord) => {
     const watch = record.watch;
@@ -135,6 +147,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       upstream.destroy();
     });
     upstream.once('response', (up) => {
+      events.emit('response', record, up.statusCode ?? 502);
       res.writeHead(up.statusCode ?? 502, up.statusMessage, up.rawHeaders);
       if (watch) res.flushHeaders();
       up.pipe(res);
@@ -164,11 +177,30 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       if (fault === '429') headers['retry-after'] = String(spec.retryAfterSeconds);
       req.resume();
+      events.emit('response', record, code);
       res.writeHead(code, headers);
       res.end(
         statusBody(code, reason, `perch fault proxy: injected ${code} (seed ${spec.seed}, request ${index})`),
       );
     };
+    const hold = holds.findIndex((h) => h.match(method, record.path));
+    if (hold >= 0) {
+      const [h] = holds.splice(hold, 1);
+      h!.held({
+        record,
+        release: () =>
+          new Promise<number>((resolve) => {
+            const answered = (r: FaultRecord, code: number) => {
+              if (r !== record) return;
+              events.off('response', answered);
+              resolve(code);
+            };
+            events.on('response', answered);
+            act();
+          }),
+      });
+      return;
+    }
     if (latencyMs > 0) setTimeout(act, latencyMs);
     else act();
   };
@@ -221,6 +253,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     records: () => [...log],
     events,
     openWatchCount: () => openWatches.size,
+    holdNext: (match) => new Promise<HeldRequest>((held) => holds.push({ match, held })),
     cutWatches() {
       const n = openWatches.size;
       for (const w of [...openWatches]) w.cut();
