@@ -2,6 +2,7 @@
 // so the reconciler and actuator never know which one is in use.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Router, RouteTarget } from './router.js';
+import { HttpRouteRouter } from './httproute/router.js';
 import { TrafficRouter } from './trafficsplit/router.js';
 
 export interface RoutersOptions {
@@ -11,9 +12,11 @@ export interface RoutersOptions {
 
 export class Routers {
   private readonly trafficSplit: TrafficRouter;
+  private readonly httpRoute: HttpRouteRouter;
 
   constructor(kc: KubeConfig, opts: RoutersOptions = {}) {
     this.trafficSplit = new TrafficRouter(kc, opts);
+    this.httpRoute = new HttpRouteRouter(kc, opts);
   }
 
   for(target: RouteTarget): Router {
@@ -21,7 +24,7 @@ export class Routers {
       case 'TrafficSplit':
         return this.trafficSplit as Router;
       case 'HTTPRoute':
-        throw new Error('the HTTPRoute router is not wired yet');
+        return this.httpRoute as Router;
     }
   }
 }
