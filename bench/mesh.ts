@@ -74,8 +74,9 @@ async function drive(url: string, host: string) {
 }
 
 const canaryPercent = (route: Route | undefined) => {
-  const total = route?.backends.reduce((t, b) => t + b.weight, 0) ?? 0;
-  const canary = route?.backends.find((b) => b.service === 'canary')?.weight ?? 0;
+  if (route?.kind !== 'TrafficSplit') return undefined;
+  const total = route.backends.reduce((t, b) => t + b.weight, 0);
+  const canary = route.backends.find((b) => b.service === 'canary')?.weight ?? 0;
   return total > 0 ? (100 * canary) / total : undefined;
 };
 

@@ -144,7 +144,7 @@ const sum = (samples: Sample[], name: string, where: Record<string, string>) =>
 
 /** The canary's share of a route's weight, in percent. */
 function canaryPercent(route: Route | undefined): number | undefined {
-  if (!route) return undefined;
+  if (route?.kind !== 'TrafficSplit') return undefined;
   const total = route.backends.reduce((t, b) => t + b.weight, 0);
   const canary = route.backends.find((b) => b.service === 'canary')?.weight ?? 0;
   return total > 0 ? (100 * canary) / total : undefined;
