@@ -1,11 +1,26 @@
-// The sandbox mesh against the suite's real API server: HTTP and TCP routed by TrafficSplit weights,
-// weight changes applied from the watch, the Host header kept, and OSM's metrics on /metrics.
-import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+// The sandbox mesh against the suite's real API server: HTTP and TCP routed by TrafficSplit weights and by
+// GAMMA HTTPRoutes (with their status.parents), weight changes applied from the watch, the Host header kept,
+// and OSM's metrics on /metrics.
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { Agent, createServer, request, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { LOOPBACK } from '../../src/sandbox/free-port.js';
-import { startMesh, type Mesh, type RootEndpoint, type Route } from '../../src/sandbox/mesh/index.js';
+import {
+  MESH_CONTROLLER_NAME,
+  startMesh,
+  type Mesh,
+  type RootEndpoint,
+  type Route,
+} from '../../src/sandbox/mesh/index.js';
+import { waitFor } from '../../src/sandbox/wait.js';
 import { sharedControlPlane, testNamespace } from '../support/control-plane.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -13,6 +28,12 @@ const splitResource = (version: string, namespace: string) => ({
   group: 'split.smi-spec.io',
   version,
   plural: 'trafficsplits',
+  namespace,
+});
+const routeResource = (namespace: string) => ({
+  group: 'gateway.networking.k8s.io',
+  version: 'v1',
+  plural: 'httproutes',
   namespace,
 });
 
@@ -424,6 +445,378 @@ describe('sandbox mesh routing by TrafficSplit on the real API server', function
     } finally {
       agent.destroy();
     }
+    expect(w.errors).to.deep.equal([]);
+  });
+});
+
+interface Condition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+  observedGeneration?: number;
+  lastTransitionTime: string;
+}
+interface ParentStatus {
+  parentRef: Record<string, unknown>;
+  controllerName: string;
+  conditions: Condition[];
+}
+type HttpRouteObject = KubernetesObject & {
+  spec?: Record<string, unknown>;
+  status?: { parents?: ParentStatus[] };
+};
+
+/** Each rule's backends as "service=weight", rule by rule: what a root routes by its HTTPRoutes. */
+const httpWeights = (route: Route | undefined) =>
+  route?.kind === 'HTTPRoute'
+    ? route.rules.map((r) => r.backends.map((b) => `${b.service}=${b.weight}`).join(','))
+    : undefined;
+
+const conditionsOf = (entry: ParentStatus | undefined) =>
+  Object.fromEntries((entry?.conditions ?? []).map((c) => [c.type, c]));
+
+describe('sandbox mesh routing by GAMMA HTTPRoutes on the real API server', function () {
+  this.timeout(120_000);
+  let kc: KubeConfig;
+  let custom: CustomObjectsApi;
+  let core: CoreV1Api;
+  const cleanups: (() => Promise<void>)[] = [];
+
+  before(async () => {
+    kc = (await sharedControlPlane()).kubeConfig();
+    custom = kc.makeApiClient(CustomObjectsApi);
+    core = kc.makeApiClient(CoreV1Api);
+  });
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  /**
+   * A namespace with the Services root and those named in `services`, a mesh watching it, backends stable
+   * and canary registered, and the root's listeners.
+   */
+  async function world(prefix: string, services = ['stable', 'canary']) {
+    const namespace = await testNamespace(kc, prefix);
+    const createService = (name: string) =>
+      core.createNamespacedService({
+        namespace,
+        body: { metadata: { name }, spec: { ports: [{ port: 80 }] } },
+      });
+    for (const name of ['root', ...services]) await createService(name);
+    const errors: Error[] = [];
+    const mesh = await startMesh(kc, { namespace, onError: (e) => errors.push(e) });
+    cleanups.push(() => mesh.stop());
+    const stable = await startBackend('stable');
+    const canary = await startBackend('canary');
+    cleanups.push(
+      () => stable.close(),
+      () => canary.close(),
+    );
+    mesh.setBackend(namespace, 'stable', { port: stable.port });
+    mesh.setBackend(namespace, 'canary', { port: canary.port });
+    const root = await mesh.addRoot(namespace, 'root');
+    const host = `root.${namespace}.svc.cluster.local`;
+    const parentRef = { group: '', kind: 'Service', name: 'root', port: 80 };
+    const weighted = (stableWeight: number | undefined, canaryWeight: number | undefined) => [
+      {
+        backendRefs: [
+          { name: 'stable', port: 80, ...(stableWeight === undefined ? {} : { weight: stableWeight }) },
+          { name: 'canary', port: 80, ...(canaryWeight === undefined ? {} : { weight: canaryWeight }) },
+        ],
+      },
+    ];
+    const createRoute = async (name: string, rules: unknown[], parentRefs: unknown[] = [parentRef]) =>
+      (await custom.createNamespacedCustomObject({
+        ...routeResource(namespace),
+        body: {
+          apiVersion: 'gateway.networking.k8s.io/v1',
+          kind: 'HTTPRoute',
+          metadata: { name },
+          spec: { parentRefs, rules },
+        },
+      })) as HttpRouteObject;
+    const readRoute = async (name: string) =>
+      (await custom.getNamespacedCustomObject({ ...routeResource(namespace), name })) as HttpRouteObject;
+    /** The mesh's status.parents entry for the root, once `holds` is true of it (polled from the API). */
+    const ownStatus = (
+      name: string,
+      what: string,
+      holds: (c: Record<string, Condition>, r: HttpRouteObject) => boolean,
+    ) =>
+      waitFor(
+        async () => {
+          const route = await readRoute(name);
+          const entry = route.status?.parents?.find((p) => p.controllerName === MESH_CONTROLLER_NAME);
+          return entry && holds(conditionsOf(entry), route) ? { route, entry } : undefined;
+        },
+        { what: `HTTPRoute ${name}: ${what}`, timeoutMs: 20_000, intervalMs: 200 },
+      );
+    return {
+      namespace,
+      mesh,
+      stable,
+      canary,
+      root,
+      host,
+      errors,
+      parentRef,
+      weighted,
+      createService,
+      createRoute,
+      readRoute,
+      ownStatus,
+    };
+  }
+
+  it('routes 10,000 requests at 70/30 through an HTTPRoute with a Service parent to within ±2 points, and follows a weight change within 100 ms', async () => {
+    const w = await world('gamma-weights');
+    await w.createRoute('root', w.weighted(70, 30));
+    // ResolvedRefs=True: the mesh has seen both backend Services (a missing one is answered 500).
+    await w.ownStatus('root', 'ResolvedRefs=True', (c) => c.ResolvedRefs?.status === 'True');
+    const route = await w.mesh.waitForRoute(
+      w.namespace,
+      'root',
+      (r) => httpWeights(r)?.[0] === 'stable=70,canary=30',
+    );
+    expect(route).to.deep.include({ kind: 'HTTPRoute', routes: ['root'] });
+
+    const headers = { host: w.host, 'x-source-name': 'bookbuyer', 'x-source-namespace': 'bookbuyer' };
+    const tally = await load(w.root, 10_000, headers);
+    expect(tally.get('stable')! + tally.get('canary')!, JSON.stringify([...tally])).to.equal(10_000);
+    const canaryShare = share(tally, 'canary', 10_000);
+    console.log(`      canary share at 70/30: ${canaryShare.toFixed(2)}% (${tally.get('canary')} of 10000)`);
+    expect(canaryShare).to.be.within(28, 32);
+    // Counted under the backend Service chosen, exactly as for a TrafficSplit: Perch's queries read it alike.
+    const samples = await scrape(w.mesh);
+    const counted = (name: string) =>
+      sum(samples, 'osm_request_total', {
+        source_name: 'bookbuyer',
+        destination_namespace: w.namespace,
+        destination_name: name,
+        response_code: '200',
+      });
+    expect([counted('stable'), counted('canary')]).to.deep.equal([tally.get('stable'), tally.get('canary')]);
+    expect([w.stable.hits, w.canary.hits]).to.deep.equal([tally.get('stable'), tally.get('canary')]);
+
+    // Listen before patching: the watch event may well arrive before the patch's own response.
+    const applied = w.mesh.waitForRoute(
+      w.namespace,
+      'root',
+      (r) => httpWeights(r)?.[0] === 'stable=50,canary=50',
+    );
+    const sent = performance.now();
+    await custom.patchNamespacedCustomObject(
+      { ...routeResource(w.namespace), name: 'root', body: { spec: { rules: w.weighted(50, 50) } } },
+      mergePatch,
+    );
+    const answered = performance.now();
+    const changed = await applied;
+    const afterResponse = changed!.appliedAt - answered;
+    console.log(
+      `      HTTPRoute weight change applied ${afterResponse.toFixed(1)} ms after the patch's response ` +
+        `(${(changed!.appliedAt - sent).toFixed(1)} ms after it was sent)`,
+    );
+    expect(afterResponse).to.be.below(100);
+
+    w.stable.hits = 0;
+    w.canary.hits = 0;
+    const next = await load(w.root, 1_000, headers);
+    expect(share(next, 'canary', 1_000), JSON.stringify([...next])).to.be.within(48, 52);
+    expect([w.stable.hits, w.canary.hits]).to.deep.equal([next.get('stable'), next.get('canary')]);
+
+    // Weight 0 sends nothing; a backendRef without a weight weighs 1 (the CRD writes the default in).
+    const zero = w.mesh.waitForRoute(w.namespace, 'root', (r) => httpWeights(r)?.[0] === 'stable=1,canary=0');
+    await custom.patchNamespacedCustomObject(
+      { ...routeResource(w.namespace), name: 'root', body: { spec: { rules: w.weighted(undefined, 0) } } },
+      mergePatch,
+    );
+    await zero;
+    expect(Object.fromEntries(await load(w.root, 200, headers, 8))).to.deep.equal({ stable: 200 });
+    expect(w.errors).to.deep.equal([]);
+  });
+
+  it("writes status.parents as a mesh does: Accepted and ResolvedRefs under its controllerName, BackendNotFound for a missing Service, others' entries kept, no write without a change", async () => {
+    const w = await world('gamma-status', ['stable']);
+    const created = await w.createRoute('root', w.weighted(90, 10));
+    const missing = await w.ownStatus(
+      'root',
+      'ResolvedRefs=False',
+      (c) => c.ResolvedRefs?.status === 'False',
+    );
+    expect(missing.entry.parentRef).to.deep.equal(w.parentRef);
+    expect(missing.entry.controllerName).to.equal('perch.dev/sandbox-mesh');
+    const generation = created.metadata?.generation;
+    expect(conditionsOf(missing.entry).Accepted).to.deep.include({
+      status: 'True',
+      reason: 'Accepted',
+      observedGeneration: generation,
+    });
+    expect(conditionsOf(missing.entry).ResolvedRefs).to.deep.include({
+      status: 'False',
+      reason: 'BackendNotFound',
+      message: `rule 0: backendRef Service ${w.namespace}/canary does not exist`,
+      observedGeneration: generation,
+    });
+    expect(conditionsOf(missing.entry).ResolvedRefs!.lastTransitionTime).to.match(
+      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/,
+    );
+    // The missing backend's share is answered 500, as Gateway API requires; the rest is routed.
+    const during = await load(w.root, 100, { host: w.host }, 4);
+    expect(Object.fromEntries(during)).to.deep.equal({ stable: 90, '500': 10 });
+
+    // Creating the Service resolves the ref: the Service watch brings the status up to date.
+    await w.createService('canary');
+    const resolved = await w.ownStatus('root', 'ResolvedRefs=True', (c) => c.ResolvedRefs?.status === 'True');
+    expect(conditionsOf(resolved.entry).ResolvedRefs).to.deep.include({ reason: 'ResolvedRefs' });
+    // Accepted did not change, so its lastTransitionTime stays.
+    expect(conditionsOf(resolved.entry).Accepted!.lastTransitionTime).to.equal(
+      conditionsOf(missing.entry).Accepted!.lastTransitionTime,
+    );
+
+    // Another controller's entry, written before the mesh's: the mesh keeps it, in place, and has nothing to write.
+    const seen = new Set<string>();
+    const unsubscribe = w.mesh.onApplied((a) => {
+      if (a.kind === 'HTTPRoute' && a.resourceVersion) seen.add(a.resourceVersion);
+    });
+    cleanups.push(async () => unsubscribe());
+    const foreign = {
+      parentRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'edge' },
+      controllerName: 'example.net/gateway-controller',
+      conditions: [
+        {
+          type: 'Accepted',
+          status: 'False',
+          reason: 'NoMatchingParent',
+          message: 'not ours either',
+          observedGeneration: generation,
+          lastTransitionTime: '2024-01-01T00:00:00Z',
+        },
+      ],
+    };
+    // The write that resolved the ref may still be on its way back to the mesh: count from after it.
+    await w.mesh.routeStatusSettled();
+    const writesBefore = w.mesh.routeStatusStats().writes;
+    const withForeign = (await custom.patchNamespacedCustomObjectStatus(
+      {
+        ...routeResource(w.namespace),
+        name: 'root',
+        body: { status: { parents: [foreign, resolved.entry] } },
+      },
+      mergePatch,
+    )) as HttpRouteObject;
+    const rv = withForeign.metadata!.resourceVersion!;
+    await waitFor(async () => (seen.has(rv) ? true : undefined), {
+      what: `the mesh seeing ${rv}`,
+      intervalMs: 100,
+    });
+    await w.mesh.routeStatusSettled();
+    expect(w.mesh.routeStatusStats().writes).to.equal(writesBefore);
+    expect((await w.readRoute('root')).metadata?.resourceVersion).to.equal(rv);
+
+    // A new generation: the mesh's entry follows it, the foreign entry stays where it was.
+    await custom.patchNamespacedCustomObject(
+      { ...routeResource(w.namespace), name: 'root', body: { spec: { rules: w.weighted(80, 20) } } },
+      mergePatch,
+    );
+    const bumped = await w.ownStatus(
+      'root',
+      'observedGeneration follows the spec',
+      (c, r) => c.Accepted?.observedGeneration === r.metadata?.generation,
+    );
+    expect(bumped.route.metadata?.generation).to.be.greaterThan(generation!);
+    expect(bumped.route.status?.parents?.[0]).to.deep.equal(foreign);
+    expect(bumped.route.status?.parents).to.have.length(2);
+    expect(w.errors).to.deep.equal([]);
+  });
+
+  it("sends only requests matching a rule's header match to that rule's backend", async () => {
+    const w = await world('gamma-headers');
+    await w.createRoute('root', [
+      {
+        matches: [
+          { path: { type: 'PathPrefix', value: '/' }, headers: [{ name: 'X-Canary', value: 'yes' }] },
+        ],
+        backendRefs: [{ name: 'canary', port: 80 }],
+      },
+      { backendRefs: [{ name: 'stable', port: 80 }] },
+    ]);
+    await w.ownStatus('root', 'ResolvedRefs=True', (c) => c.ResolvedRefs?.status === 'True');
+    await w.mesh.waitForRoute(w.namespace, 'root', (r) => httpWeights(r)?.length === 2);
+
+    const flagged = await load(
+      w.root,
+      200,
+      { host: w.host, 'x-canary': 'yes', 'x-source-name': 'flagged' },
+      8,
+    );
+    const plain = await load(w.root, 200, { host: w.host, 'x-source-name': 'plain' }, 8);
+    const wrongValue = await load(
+      w.root,
+      50,
+      { host: w.host, 'x-canary': 'no', 'x-source-name': 'plain' },
+      4,
+    );
+    expect(Object.fromEntries(flagged)).to.deep.equal({ canary: 200 });
+    expect(Object.fromEntries(plain)).to.deep.equal({ stable: 200 });
+    expect(Object.fromEntries(wrongValue)).to.deep.equal({ stable: 50 });
+    const samples = await scrape(w.mesh);
+    expect(
+      sum(samples, 'osm_request_total', { source_name: 'flagged', destination_name: 'canary' }),
+    ).to.equal(200);
+    expect(
+      sum(samples, 'osm_request_total', { source_name: 'flagged', destination_name: 'stable' }),
+    ).to.equal(0);
+    expect(sum(samples, 'osm_request_total', { source_name: 'plain', destination_name: 'canary' })).to.equal(
+      0,
+    );
+    expect(w.errors).to.deep.equal([]);
+  });
+
+  it("ignores a route whose parent is a Gateway; a Service parent's route wins over the root's TrafficSplit until deleted", async () => {
+    const w = await world('gamma-gateway');
+    await custom.createNamespacedCustomObject({
+      ...splitResource('v1alpha2', w.namespace),
+      body: {
+        apiVersion: 'split.smi-spec.io/v1alpha2',
+        kind: 'TrafficSplit',
+        metadata: { name: 'root' },
+        spec: { service: w.host, backends: [{ service: 'stable', weight: 100 }] },
+      },
+    });
+    await w.mesh.waitForRoute(w.namespace, 'root', (r) => r?.kind === 'TrafficSplit');
+
+    // Parent `root` with no group or kind: the API defaults them to a Gateway's, so it is not the mesh's.
+    const gatewayRoute = await w.createRoute(
+      'north-south',
+      [{ backendRefs: [{ name: 'canary', port: 80 }] }],
+      [{ name: 'root' }, { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'edge' }],
+    );
+    expect(gatewayRoute.spec).to.deep.nested.include({
+      'parentRefs[0].group': 'gateway.networking.k8s.io',
+      'parentRefs[0].kind': 'Gateway',
+    });
+    // One watch stream delivers in order: once the mesh has this second route, it has had the first.
+    await w.createRoute(
+      'marker',
+      [{ backendRefs: [{ name: 'stable', port: 80 }] }],
+      [{ group: '', kind: 'Service', name: 'other' }],
+    );
+    await w.mesh.waitForRoute(w.namespace, 'other', (r) => r?.kind === 'HTTPRoute');
+    await w.mesh.routeStatusSettled();
+    expect(w.mesh.route(w.namespace, 'root')?.kind).to.equal('TrafficSplit');
+    expect(Object.fromEntries(await load(w.root, 100, { host: w.host }, 4))).to.deep.equal({ stable: 100 });
+    expect((await w.readRoute('north-south')).status?.parents ?? []).to.deep.equal([]);
+
+    // The same root as a Service parent: the HTTPRoute wins over the split for HTTP...
+    await w.createRoute('root', [{ backendRefs: [{ name: 'canary', port: 80 }] }]);
+    await w.mesh.waitForRoute(w.namespace, 'root', (r) => r?.kind === 'HTTPRoute');
+    expect(Object.fromEntries(await load(w.root, 100, { host: w.host }, 4))).to.deep.equal({ canary: 100 });
+    // ...and deleting it hands the root back to the split.
+    const back = w.mesh.waitForRoute(w.namespace, 'root', (r) => r?.kind === 'TrafficSplit');
+    await custom.deleteNamespacedCustomObject({ ...routeResource(w.namespace), name: 'root' });
+    await back;
+    expect(Object.fromEntries(await load(w.root, 100, { host: w.host }, 4))).to.deep.equal({ stable: 100 });
     expect(w.errors).to.deep.equal([]);
   });
 });

@@ -1,5 +1,5 @@
 // One root Service's HTTP listener: each request goes to the backend the route table picks, Host kept as sent.
-// Bodies stream both ways; every answered request is counted in osm_request_total and osm_request_duration_ms.
+// Bodies stream both ways; every request sent to a backend is counted in osm_request_total and _duration_ms.
 import {
   createServer,
   request,
@@ -10,6 +10,7 @@ import {
 } from 'node:http';
 import type { TrafficSource } from '../apps/osm-metrics-target.js';
 import { listenOnLoopback, LOOPBACK } from '../free-port.js';
+import type { Decision, RequestFacts } from './http-route-rules.js';
 import { sourceOf, type MeshMetrics } from './metrics.js';
 
 export interface RootRouting {
@@ -24,8 +25,17 @@ export interface RootRouting {
   portOf(service: string): number | undefined;
 }
 
+export interface HttpRootRouting extends Omit<RootRouting, 'pick'> {
+  /**
+   * Where the request goes: by the root's HTTPRoutes, else its split, else the root itself when it is a
+   * backend with an endpoint; a status the mesh answers itself (no rule matches, an invalid backend);
+   * undefined when nothing routes the root.
+   */
+  decide(req: RequestFacts): Decision | undefined;
+}
+
 export interface HttpListenerOptions {
-  routing: RootRouting;
+  routing: HttpRootRouting;
   metrics: MeshMetrics;
   defaultSource: TrafficSource;
   /** Keep-alive connections to the backends, shared by every root. */
@@ -60,17 +70,24 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<List
 
   const server: Server = createServer((req, res) => {
     const started = performance.now();
-    const service = routing.pick();
-    if (service === undefined) {
-      // Not counted: with no split there is no destination to label it with, as in OSM.
-      res
-        .writeHead(503, { 'content-type': 'text/plain; charset=utf-8' })
-        .end(
-          `no TrafficSplit routes ${where}, and it has no endpoint of its own: a root Service without a split has no backend\n`,
-        );
+    const decision = routing.decide({
+      method: req.method ?? 'GET',
+      url: req.url ?? '/',
+      headers: req.headers,
+    });
+    // Not counted: a request the mesh answers itself has no destination to label it with, as in OSM.
+    if (decision === undefined || !decision.ok) {
+      const [status, message] = decision
+        ? [decision.status, decision.message]
+        : [
+            503,
+            `no TrafficSplit routes ${where}, no HTTPRoute names it as a parent, and it has no endpoint of its own: a root Service without a route has no backend`,
+          ];
+      res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' }).end(`${message}\n`);
       req.resume();
       return;
     }
+    const service = decision.service;
     const destination = { namespace: routing.namespace, name: service };
     const source = sourceOf(req.headers, defaultSource);
     // 'close' follows 'finish', and also comes alone when the client goes away; count once, and only

@@ -1,18 +1,30 @@
-// The demo's data plane: plays the service mesh for root Services on loopback, routing by TrafficSplit weights.
-// Wires the TrafficSplit watch to the route table, one HTTP and one TCP listener per root, and /metrics.
+// The demo's data plane: plays the service mesh for root Services on loopback, routing by TrafficSplit
+// weights and by GAMMA HTTPRoutes (Service parents). Wires the TrafficSplit, HTTPRoute and Service watches to
+// the route table and the routes' status, one HTTP and one TCP listener per root, and /metrics.
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { Agent } from 'node:http';
 import { Informer, type InformerOptions } from '../../k8s/informer.js';
 import { SMI_GROUP, TRAFFICSPLIT_PLURAL } from '../../k8s/trafficsplit/router.js';
 import type { TrafficSource } from '../apps/osm-metrics-target.js';
 import { LOOPBACK } from '../free-port.js';
-import { startHttpListener, type Listener, type RootRouting } from './http-proxy.js';
+import { startHttpListener, type HttpRootRouting, type Listener, type RootRouting } from './http-proxy.js';
+import { GATEWAY_GROUP, HTTPROUTE_PLURAL } from './http-route-rules.js';
 import { DEFAULT_SOURCE, MeshMetrics, serveMetrics } from './metrics.js';
-import { RouteTable, type AppliedSplit, type Protocol, type Route } from './route-table.js';
+import { RouteStatusWriter, type RouteStatusWriterStats } from './route-status-writer.js';
+import { RouteTable, type Applied, type Route } from './route-table.js';
 import { startTcpListener } from './tcp-proxy.js';
 
-export type { AppliedSplit, Route, RouteBackend } from './route-table.js';
+export type {
+  Applied,
+  AppliedHttpRoute,
+  AppliedSplit,
+  HttpRoutesRoute,
+  Route,
+  RouteBackend,
+  SplitRoute,
+} from './route-table.js';
 export { SOURCE_HEADERS, DEFAULT_SOURCE } from './metrics.js';
+export { MESH_CONTROLLER_NAME } from './http-route-status.js';
 
 export interface MeshOptions {
   /** Watch the TrafficSplits of one namespace; all namespaces when left out. */
@@ -24,9 +36,16 @@ export interface MeshOptions {
   apiVersion?: string;
   /** source_* labels of requests without the x-source-* headers. */
   defaultSource?: TrafficSource;
-  /** Open listeners for every root a split names, not just those given to addRoot(); default true. */
+  /** Open listeners for every root a split or HTTPRoute names, not just those given to addRoot(); default true. */
   listenOnSplitRoots?: boolean;
-  /** Watch errors, refused splits and listener failures; the mesh carries on. Default: ignored. */
+  /**
+   * Honour gateway.networking.k8s.io/v1 HTTPRoutes whose parent is a Service (and write their
+   * status.parents); default true. v1beta1 routes are the same objects (one storage version, the CRD
+   * serves both), so watching v1 sees every route whatever version wrote it. Without the Gateway API CRDs
+   * the mesh says so once through onError, routes by TrafficSplits, and takes up HTTPRoutes once served.
+   */
+  gatewayAPI?: boolean;
+  /** Watch errors, refused splits, failed status writes and listener failures; the mesh carries on. Default: ignored. */
   onError?: (err: Error) => void;
   informer?: InformerOptions;
 }
@@ -65,10 +84,10 @@ export interface Mesh {
   addRoot(namespace: string, root: string): Promise<RootEndpoint>;
   /** The root's listeners, once open. */
   endpoint(namespace: string, root: string): RootEndpoint | undefined;
-  /** What the root routes by now; undefined when no split names it. */
+  /** What the root routes HTTP by now (its HTTPRoutes, else its split); undefined when neither names it. */
   route(namespace: string, root: string): Route | undefined;
   /** Called synchronously once each watch event has been applied; returns the unsubscribe. */
-  onApplied(listener: (applied: AppliedSplit) => void): () => void;
+  onApplied(listener: (applied: Applied) => void): () => void;
   /**
    * Resolves with the root's route as soon as `match` holds for it: at once if it already does, else
    * when a watch event makes it so. Race-free: a change applied before the call is not missed.
@@ -79,6 +98,10 @@ export interface Mesh {
     match: (route: Route | undefined) => boolean,
     timeoutMs?: number,
   ): Promise<Route | undefined>;
+  /** Resolves once no HTTPRoute status write is under way or due (each watch event schedules one). */
+  routeStatusSettled(): Promise<void>;
+  /** HTTPRoute status writes sent so far, and conflicts met. */
+  routeStatusStats(): RouteStatusWriterStats;
   stop(): Promise<void>;
 }
 
@@ -94,32 +117,60 @@ export async function startMesh(kc: KubeConfig, opts: MeshOptions = {}): Promise
   const backends = new Map<string, BackendEndpoint>();
   const roots = new Map<string, Promise<RootEndpoint>>();
   const opened = new Map<string, { endpoint: RootEndpoint; listeners: Listener[] }>();
-  const listeners = new Set<(applied: AppliedSplit) => void>();
+  const listeners = new Set<(applied: Applied) => void>();
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
   let stopped = false;
 
+  const gatewayAPI = opts.gatewayAPI ?? true;
+  const services = gatewayAPI
+    ? new Informer<KubernetesObject>(
+        kc,
+        { apiVersion: 'v1', kind: 'Service', plural: 'services', namespace: opts.namespace },
+        {
+          ...opts.informer,
+          onError: (err, retryInMs) => {
+            opts.informer?.onError?.(err, retryInMs);
+            onError(new Error(`Service watch failed, retrying in ${retryInMs} ms: ${asError(err).message}`));
+          },
+        },
+      )
+    : undefined;
+  const serviceExists = (namespace: string, name: string) => services?.get(name, namespace) !== undefined;
+
   const metricsServer = await serveMetrics(metrics.registry);
 
-  const routing = (namespace: string, root: string, protocol: Protocol): RootRouting => ({
+  // A Service nothing routes as a root is reached directly, as in OSM: its own endpoint, when one is
+  // registered (the preview traffic a blue-green run checks at weight 0 goes this way).
+  const direct = (namespace: string, root: string) => (backends.has(key(namespace, root)) ? root : undefined);
+  const portOf = (namespace: string, protocol: 'http' | 'tcp') => (service: string) => {
+    const b = backends.get(key(namespace, service));
+    return protocol === 'tcp' ? (b?.tcpPort ?? b?.port) : b?.port;
+  };
+  const tcpRouting = (namespace: string, root: string): RootRouting => ({
     namespace,
     root,
-    // A Service no split names as its root is reached directly, as in OSM: its own endpoint, when one
-    // is registered (the preview traffic a blue-green run checks at weight 0 goes this way).
-    pick: () =>
-      table.pick(namespace, root, protocol) ?? (backends.has(key(namespace, root)) ? root : undefined),
-    portOf: (service) => {
-      const b = backends.get(key(namespace, service));
-      return protocol === 'tcp' ? (b?.tcpPort ?? b?.port) : b?.port;
+    pick: () => table.pick(namespace, root, 'tcp') ?? direct(namespace, root),
+    portOf: portOf(namespace, 'tcp'),
+  });
+  const httpRouting = (namespace: string, root: string): HttpRootRouting => ({
+    namespace,
+    root,
+    decide: (req) => {
+      const decision = table.decideHttp(namespace, root, req, (name) => serviceExists(namespace, name));
+      if (decision) return decision;
+      const service = direct(namespace, root);
+      return service === undefined ? undefined : { ok: true, service };
     },
+    portOf: portOf(namespace, 'http'),
   });
 
   async function open(namespace: string, root: string): Promise<RootEndpoint> {
     const started: Listener[] = [];
     try {
       started.push(
-        await startHttpListener({ routing: routing(namespace, root, 'http'), metrics, defaultSource, agent }),
+        await startHttpListener({ routing: httpRouting(namespace, root), metrics, defaultSource, agent }),
       );
-      started.push(await startTcpListener({ routing: routing(namespace, root, 'tcp'), metrics }));
+      started.push(await startTcpListener({ routing: tcpRouting(namespace, root), metrics }));
     } catch (err) {
       await Promise.all(started.map((l) => l.close()));
       throw err;
@@ -155,12 +206,12 @@ export async function startMesh(kc: KubeConfig, opts: MeshOptions = {}): Promise
     return p;
   }
 
-  function onApplied(listener: (applied: AppliedSplit) => void): () => void {
+  function onApplied(listener: (applied: Applied) => void): () => void {
     listeners.add(listener);
     return () => listeners.delete(listener);
   }
 
-  function announce(applied: AppliedSplit): void {
+  function announce(applied: Applied): void {
     for (const l of [...listeners]) {
       try {
         l(applied);
@@ -170,6 +221,13 @@ export async function startMesh(kc: KubeConfig, opts: MeshOptions = {}): Promise
     }
   }
 
+  const listenOn = (namespace: string, root: string) => {
+    if (!listenOnSplitRoots || roots.has(key(namespace, root))) return;
+    addRoot(namespace, root).catch((err: unknown) => {
+      if (!stopped) onError(asError(err));
+    });
+  };
+
   // The handlers change the table before they return, so the request after the event already follows it.
   const onSplit = (obj: KubernetesObject) => {
     const result = table.apply(obj);
@@ -177,11 +235,7 @@ export async function startMesh(kc: KubeConfig, opts: MeshOptions = {}): Promise
       onError(new Error(result.reason));
       return;
     }
-    if (listenOnSplitRoots && !roots.has(key(result.applied.namespace, result.applied.root))) {
-      addRoot(result.applied.namespace, result.applied.root).catch((err: unknown) => {
-        if (!stopped) onError(asError(err));
-      });
-    }
+    listenOn(result.applied.namespace, result.applied.root);
     announce(result.applied);
   };
   const informer = new Informer<KubernetesObject>(
@@ -208,10 +262,87 @@ export async function startMesh(kc: KubeConfig, opts: MeshOptions = {}): Promise
       if (applied) announce(applied);
     });
 
+  const httpRoutes = gatewayAPI
+    ? new Informer<KubernetesObject>(
+        kc,
+        {
+          apiVersion: `${GATEWAY_GROUP}/v1`,
+          kind: 'HTTPRoute',
+          plural: HTTPROUTE_PLURAL,
+          namespace: opts.namespace,
+        },
+        {
+          ...opts.informer,
+          onError: (err, retryInMs) => {
+            opts.informer?.onError?.(err, retryInMs);
+            // Said once, on the state change below, rather than at every retry.
+            if (httpRoutes?.state() === 'notServed') return;
+            onError(
+              new Error(`HTTPRoute watch failed, retrying in ${retryInMs} ms: ${asError(err).message}`),
+            );
+          },
+        },
+      )
+    : undefined;
+  const statusWriter = new RouteStatusWriter(kc, {
+    cached: (namespace, name) => httpRoutes?.get(name, namespace),
+    serviceExists,
+    onError,
+  });
+  const onHttpRoute = (obj: KubernetesObject) => {
+    for (const applied of table.applyHttpRoute(obj)) {
+      if (!applied.deleted) listenOn(applied.namespace, applied.root);
+      announce(applied);
+    }
+    // Every event, the mesh's own status writes included: the writer sends nothing when nothing changed,
+    // and takes its entries off a route that no longer names a Service parent.
+    statusWriter.schedule(obj.metadata?.namespace ?? '', obj.metadata?.name ?? '');
+  };
+  httpRoutes
+    ?.onAdd(onHttpRoute)
+    .onUpdate(onHttpRoute)
+    .onDelete((obj) => {
+      for (const applied of table.removeHttpRoute(obj)) announce(applied);
+    })
+    .onStateChange((state) => {
+      if (state === 'notServed') {
+        onError(
+          new Error(
+            `HTTPRoutes (${GATEWAY_GROUP}/v1) are not served: the Gateway API CRDs are not installed; ` +
+              'the mesh routes by TrafficSplits, and takes up HTTPRoutes once they are',
+          ),
+        );
+      }
+    });
+  // A Service appearing or going changes the ResolvedRefs of the routes of its namespace.
+  const onService = (svc: KubernetesObject) => {
+    const namespace = svc.metadata?.namespace ?? '';
+    for (const route of httpRoutes?.list(namespace) ?? []) {
+      statusWriter.schedule(namespace, route.metadata?.name ?? '');
+    }
+  };
+  services?.onAdd(onService).onDelete(onService);
+
   try {
+    // Services first: the routes' first status is computed with every existing Service known.
+    await services?.start();
     await informer.start();
+    if (httpRoutes) {
+      const started = httpRoutes.start();
+      // Without the CRDs the first list never succeeds; the informer retries in the background.
+      await Promise.race([
+        started,
+        new Promise<void>((resolve) =>
+          httpRoutes.onStateChange((state) => {
+            if (state === 'notServed') resolve();
+          }),
+        ),
+      ]);
+    }
   } catch (err) {
     informer.stop();
+    services?.stop();
+    httpRoutes?.stop();
     await metricsServer.close();
     throw err;
   }
@@ -229,6 +360,8 @@ export async function startMesh(kc: KubeConfig, opts: MeshOptions = {}): Promise
     addRoot,
     endpoint: (namespace, root) => opened.get(key(namespace, root))?.endpoint,
     route: (namespace, root) => table.route(namespace, root),
+    routeStatusSettled: () => statusWriter.idle(),
+    routeStatusStats: () => ({ ...statusWriter.stats }),
     onApplied,
     waitForRoute(namespace, root, match, timeoutMs = 10_000) {
       const now = table.route(namespace, root);
@@ -252,6 +385,9 @@ export async function startMesh(kc: KubeConfig, opts: MeshOptions = {}): Promise
       if (stopped) return;
       stopped = true;
       informer.stop();
+      httpRoutes?.stop();
+      services?.stop();
+      await statusWriter.stop();
       listeners.clear();
       await Promise.allSettled([...roots.values()]);
       const all = [...opened.values()].flatMap((o) => o.listeners);
