@@ -212,6 +212,7 @@ describe('HTTPRoute router on the real API server (official Gateway API CRDs)', 
       ]);
       expect(route.metadata?.annotations).to.deep.equal({
         'perch.dev/managed-by': 'web',
+        'perch.dev/routed-services': 'stable,canary',
         'perch.dev/canary-weight': '0',
       });
       expect(readRoute(route, w.target)).to.deep.equal({
@@ -275,6 +276,7 @@ describe('HTTPRoute router on the real API server (official Gateway API CRDs)', 
       expect(route.metadata?.annotations).to.deep.equal({
         'perch.dev/managed-by': 'web',
         team: 'checkout',
+        'perch.dev/routed-services': 'stable,canary',
         'perch.dev/canary-weight': String(weight),
       });
       expect(readRoute(route, w.target)).to.include({ asPlanned: true, canaryWeight: weight });
@@ -443,6 +445,7 @@ describe('HTTPRoute router on the real API server (official Gateway API CRDs)', 
     expect(after.metadata?.ownerReferences).to.deep.equal([other]);
     expect(after.metadata?.annotations).to.deep.equal({
       'perch.dev/managed-by': 'web',
+      'perch.dev/routed-services': 'stable,canary',
       'perch.dev/canary-weight': '100',
       'perch.dev/released-from': 'web',
     });

@@ -9,6 +9,7 @@ import {
 import { expect } from 'chai';
 import { request } from 'node:https';
 import { Informer } from '../../src/k8s/informer.js';
+import { waitFor } from '../../src/sandbox/wait.js';
 import type { ControlPlane } from '../../src/sandbox/control-plane/index.js';
 import { advanceRevision, compact } from '../../src/sandbox/control-plane/etcd-admin.js';
 import type { FaultProxy } from '../../src/sandbox/faults/proxy.js';
@@ -191,18 +192,20 @@ describe('informer against the real API server', function () {
     informer.onStateChange((state) => states.push(state));
     await informer.start();
     expect(informer.state()).to.equal('served');
+    let off = Infinity;
     try {
       // The list succeeded; now only the watch can tell: it answers 404.
       await serve(false);
       await states.find((s) => s === 'notServed', 30_000, 'notServed after the version was turned off');
+      off = states.seen.length;
     } finally {
       await serve(true);
     }
-    await states.find(
-      (s) => s === 'served' && states.seen.indexOf(s) > states.seen.indexOf('notServed'),
-      30_000,
-      'served again',
-    );
+    await waitFor(async () => (states.seen.slice(off).includes('served') ? true : undefined), {
+      what: 'served again',
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
   });
 });
 

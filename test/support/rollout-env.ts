@@ -149,7 +149,7 @@ export class RolloutEnv {
   private async watch(): Promise<void> {
     const resource = resourceOf(this.router);
     const routes = new Informer<KubernetesObject>(this.kc, { ...resource, namespace: this.ns });
-    const masked = new Map<string, string>();
+    const previous = new Map<string, KubernetesObject>();
     const record = (type: string) => (o: KubernetesObject) => {
       const name = o.metadata?.name ?? '';
       const backends = backendsOf(this.router, o, this.stableOf(o));
@@ -161,11 +161,14 @@ export class RolloutEnv {
         stable: weight(this.stableOf(o)),
         backends: backends.map((b) => `${b.service}=${b.weight}`).join(','),
       });
+      // A route deleted and made again (the CRD removed, say) starts a new history.
+      if (type === 'delete') previous.delete(name);
       if (this.router === 'gatewayapi' && type !== 'delete') {
-        const now = maskedSpec(o, this.perchServices());
-        const before = masked.get(name);
+        // Both versions masked alike, with the Services Perch routes by now (a new run may name another).
+        const last = previous.get(name);
+        const [before, now] = [last, o].map((v) => v && maskedSpec(v, this.perchServices()));
         if (before !== undefined && before !== now) this.routeChanges.push(`${name}: ${before} -> ${now}`);
-        masked.set(name, now);
+        previous.set(name, o);
       }
     };
     routes.onAdd(record('add')).onUpdate(record('update')).onDelete(record('delete'));

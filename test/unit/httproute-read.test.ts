@@ -368,7 +368,11 @@ describe('HTTPRoute router: what it writes', () => {
       metadata: {
         name: 'web',
         namespace: 'shop',
-        annotations: { 'perch.dev/managed-by': 'web', 'perch.dev/canary-weight': '10' },
+        annotations: {
+          'perch.dev/managed-by': 'web',
+          'perch.dev/canary-weight': '10',
+          'perch.dev/routed-services': 'web-v1,web-v2',
+        },
         ownerReferences: [
           {
             apiVersion: 'perch.dev/v1alpha1',
@@ -407,6 +411,7 @@ describe('HTTPRoute router: what it writes', () => {
       { op: 'replace', path: '/spec/rules/0/backendRefs/0/weight', value: 50 },
       { op: 'replace', path: '/spec/rules/0/backendRefs/2/weight', value: 50 },
       { op: 'add', path: '/metadata/annotations/perch.dev~1canary-weight', value: '50' },
+      { op: 'add', path: '/metadata/annotations/perch.dev~1routed-services', value: 'web-v1,web-v2' },
     ]);
   });
 
@@ -421,7 +426,39 @@ describe('HTTPRoute router: what it writes', () => {
         value: { group: '', kind: 'Service', name: 'web-v2', port: 9000, weight: 10 },
       },
       { op: 'add', path: '/metadata/annotations/perch.dev~1canary-weight', value: '10' },
+      { op: 'add', path: '/metadata/annotations/perch.dev~1routed-services', value: 'web-v1,web-v2' },
     ]);
+  });
+
+  it('sets 0 on the refs of Services it routed to before (perch.dev/routed-services) that the run no longer names', () => {
+    // The canary was web-v2 at 40; a new run names web-v3: web-v2's ref must carry nothing, now and later.
+    const refs = [stable(60), canary(40), { name: 'web-v3', port: 8080, weight: 0 }];
+    const r = route([rule(...refs)], {
+      annotations: {
+        ...ANNOTATED,
+        'perch.dev/canary-weight': '40',
+        'perch.dev/routed-services': 'web-v1,web-v2',
+      },
+    });
+    const next = target({ canaryService: 'web-v3' });
+    expect(readRoute(r, next).asPlanned).to.equal(false);
+    expect(weightPatch(next, 0, r)).to.deep.equal([
+      { op: 'test', path: '/spec/rules/0/backendRefs', value: refs },
+      { op: 'replace', path: '/spec/rules/0/backendRefs/0/weight', value: 100 },
+      { op: 'replace', path: '/spec/rules/0/backendRefs/1/weight', value: 0 },
+      { op: 'add', path: '/metadata/annotations/perch.dev~1canary-weight', value: '0' },
+      { op: 'add', path: '/metadata/annotations/perch.dev~1routed-services', value: 'web-v1,web-v3' },
+    ]);
+    // Once web-v2 is at 0 the route is as planned; a ref of a Service Perch never routed is not its to zero.
+    const after = route([rule(stable(100), canary(0), { name: 'web-v3', port: 8080, weight: 0 }, other(5))], {
+      annotations: {
+        ...ANNOTATED,
+        'perch.dev/canary-weight': '0',
+        'perch.dev/routed-services': 'web-v1,web-v3',
+      },
+    });
+    expect(routesAt(after, next, 0)).to.equal(true);
+    expect(routesAt(r, next, 0)).to.equal(false);
   });
 
   it('adds nothing for a missing canary at 0, and adds absent weights', () => {
@@ -430,6 +467,7 @@ describe('HTTPRoute router: what it writes', () => {
       { op: 'test', path: '/spec/rules/0/backendRefs', value: refs },
       { op: 'add', path: '/spec/rules/0/backendRefs/0/weight', value: 100 },
       { op: 'add', path: '/metadata/annotations/perch.dev~1canary-weight', value: '0' },
+      { op: 'add', path: '/metadata/annotations/perch.dev~1routed-services', value: 'web-v1,web-v2' },
     ]);
   });
 
@@ -445,7 +483,11 @@ describe('HTTPRoute router: what it writes', () => {
       { op: 'add', path: '/spec/rules/2/backendRefs/0/weight', value: 100 },
       { op: 'replace', path: '/spec/rules/2/backendRefs/1/weight', value: 0 },
       { op: 'replace', path: '/spec/rules/2/backendRefs/2/weight', value: 0 },
-      { op: 'add', path: '/metadata/annotations', value: { 'perch.dev/canary-weight': '100' } },
+      {
+        op: 'add',
+        path: '/metadata/annotations',
+        value: { 'perch.dev/canary-weight': '100', 'perch.dev/routed-services': 'web-v1,web-v2' },
+      },
     ]);
     // Only the chosen rule when the spec names it.
     expect(
@@ -464,6 +506,7 @@ describe('HTTPRoute router: what it writes', () => {
     expect(weightPatch(target(), 10, route([rule(...refs)]))).to.deep.equal([
       { op: 'test', path: '/spec/rules/0/backendRefs', value: refs },
       { op: 'add', path: '/metadata/annotations/perch.dev~1canary-weight', value: '10' },
+      { op: 'add', path: '/metadata/annotations/perch.dev~1routed-services', value: 'web-v1,web-v2' },
     ]);
   });
 

@@ -4,7 +4,16 @@ import type { KubernetesObject, V1OwnerReference } from '@kubernetes/client-node
 import { serviceName } from '../../api/service-name.js';
 import { ANNOTATIONS, API_VERSION } from '../../api/v1alpha1.js';
 import { CANARY_WEIGHT_ANNOTATION, pointer, type HttpRouteTarget } from '../router.js';
-import { chooseRules, namesService, refsOf, rulesOf, servicesOf, type BackendRef } from './rules.js';
+import {
+  chooseRules,
+  namesService,
+  refsOf,
+  retiredOf,
+  ROUTED_SERVICES_ANNOTATION,
+  rulesOf,
+  servicesOf,
+  type BackendRef,
+} from './rules.js';
 
 /**
  * Why the target cannot carry the split on `current` (undefined: the route would be created), the field
@@ -65,6 +74,7 @@ export function createdRoute(target: HttpRouteTarget, w: number): KubernetesObje
       annotations: {
         [ANNOTATIONS.managedBy]: target.rollout.name,
         [CANARY_WEIGHT_ANNOTATION]: String(w),
+        [ROUTED_SERVICES_ANNOTATION]: `${stable},${canary}`,
       },
       ownerReferences: [owner],
     },
@@ -107,6 +117,7 @@ export function weightPatch(target: HttpRouteTarget, w: number, current: Kuberne
   const rules = rulesOf(current);
   const namespace = current.metadata?.namespace ?? target.namespace;
   const { stable, canary } = servicesOf(target);
+  const retired = retiredOf(current, target);
   const ops: object[] = [];
   for (const i of choice.indices) {
     const path = `/spec/rules/${i}/backendRefs`;
@@ -115,6 +126,8 @@ export function weightPatch(target: HttpRouteTarget, w: number, current: Kuberne
     const changes = refs.flatMap((ref, j) => {
       if (namesService(ref, namespace, stable)) return weightOp(ref, `${path}/${j}`, 100 - w);
       if (namesService(ref, namespace, canary)) return weightOp(ref, `${path}/${j}`, w);
+      // A Service Perch routed to before this run (its stable or canary then) carries nothing now.
+      if (retired.some((old) => namesService(ref, namespace, old))) return weightOp(ref, `${path}/${j}`, 0);
       return [];
     });
     ops.push(...changes);
@@ -135,10 +148,14 @@ export function weightPatch(target: HttpRouteTarget, w: number, current: Kuberne
       });
     }
   }
-  ops.push(
-    current.metadata?.annotations
-      ? { op: 'add', path: `/metadata/annotations/${pointer(CANARY_WEIGHT_ANNOTATION)}`, value: String(w) }
-      : { op: 'add', path: '/metadata/annotations', value: { [CANARY_WEIGHT_ANNOTATION]: String(w) } },
-  );
+  const annotations = {
+    [CANARY_WEIGHT_ANNOTATION]: String(w),
+    [ROUTED_SERVICES_ANNOTATION]: `${stable},${canary}`,
+  };
+  if (!current.metadata?.annotations)
+    ops.push({ op: 'add', path: '/metadata/annotations', value: annotations });
+  else
+    for (const [key, value] of Object.entries(annotations))
+      ops.push({ op: 'add', path: `/metadata/annotations/${pointer(key)}`, value });
   return ops;
 }

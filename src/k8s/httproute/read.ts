@@ -8,7 +8,16 @@ import {
   type HttpRouteTarget,
   type ObservedRoute,
 } from '../router.js';
-import { chooseRules, namesService, refsOf, rulesOf, servicesOf, weightOf, type Rule } from './rules.js';
+import {
+  chooseRules,
+  namesService,
+  refsOf,
+  retiredOf,
+  rulesOf,
+  servicesOf,
+  weightOf,
+  type Rule,
+} from './rules.js';
 
 /**
  * The canary's share of one rule, as a whole percentage. Perch writes every ref naming stable at 100-w
@@ -36,6 +45,7 @@ export function ruleRoutesAt(
   namespace: string,
   target: HttpRouteTarget,
   w: number,
+  retired: readonly string[] = [],
 ): boolean {
   const { stable, canary } = servicesOf(target);
   const refs = refsOf(rule);
@@ -45,7 +55,8 @@ export function ruleRoutesAt(
     stables.length > 0 &&
     stables.every((r) => weightOf(r) === 100 - w) &&
     canaries.every((r) => weightOf(r) === w) &&
-    (w === 0 || canaries.length > 0)
+    (w === 0 || canaries.length > 0) &&
+    refs.every((r) => !retired.some((old) => namesService(r, namespace, old)) || weightOf(r) === 0)
   );
 }
 
@@ -55,7 +66,8 @@ export function routesAt(obj: KubernetesObject, target: HttpRouteTarget, w: numb
   if (!choice.ok) return false;
   const rules = rulesOf(obj);
   const namespace = obj.metadata?.namespace ?? target.namespace;
-  return choice.indices.every((i) => ruleRoutesAt(rules[i], namespace, target, w));
+  const retired = retiredOf(obj, target);
+  return choice.indices.every((i) => ruleRoutesAt(rules[i], namespace, target, w, retired));
 }
 
 /** What the machine observes of an HTTPRoute (from a watch cache). Pure. */

@@ -124,3 +124,20 @@ export function chooseRules(obj: KubernetesObject, target: HttpRouteTarget): Rul
   }
   return { ok: true, indices };
 }
+
+/**
+ * The stable and canary Services Perch last wrote weights for (annotation `perch.dev/routed-services`):
+ * an HTTPRoute keeps refs Perch no longer routes by, so when a run changes its stable or canary Service
+ * the old one's weight must go to 0 (the live-version rule), even in a later reconcile.
+ */
+export const ROUTED_SERVICES_ANNOTATION = 'perch.dev/routed-services';
+
+/** Services Perch routed to before and does not now: their refs in the chosen rules must weigh 0. */
+export function retiredOf(obj: KubernetesObject, target: HttpRouteTarget): string[] {
+  const { stable, canary } = servicesOf(target);
+  const raw = obj.metadata?.annotations?.[ROUTED_SERVICES_ANNOTATION] ?? '';
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '' && s !== stable && s !== canary);
+}
