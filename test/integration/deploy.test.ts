@@ -34,6 +34,10 @@ const ALLOWED: Ask[] = [
   { verb: 'watch', resource: 'trafficsplits.split.smi-spec.io', where: 'all' },
   { verb: 'create', resource: 'trafficsplits.split.smi-spec.io', where: 'all' },
   { verb: 'patch', resource: 'trafficsplits.split.smi-spec.io', where: 'all' },
+  { verb: 'list', resource: 'httproutes.gateway.networking.k8s.io', where: 'all' },
+  { verb: 'watch', resource: 'httproutes.gateway.networking.k8s.io', where: 'all' },
+  { verb: 'create', resource: 'httproutes.gateway.networking.k8s.io', where: 'all' },
+  { verb: 'patch', resource: 'httproutes.gateway.networking.k8s.io', where: 'all' },
   { verb: 'create', resource: 'events', where: 'all' },
   { verb: 'patch', resource: 'events', where: 'all' },
   { verb: 'create', resource: 'leases.coordination.k8s.io', where: NS },
@@ -51,6 +55,9 @@ const DENIED: Ask[] = [
   { verb: 'patch', resource: 'metrictemplates.perch.dev', where: 'all' },
   { verb: 'delete', resource: 'trafficsplits.split.smi-spec.io', where: 'all' },
   { verb: 'update', resource: 'trafficsplits.split.smi-spec.io', where: 'all' },
+  { verb: 'delete', resource: 'httproutes.gateway.networking.k8s.io', where: 'all' },
+  { verb: 'patch', resource: 'httproutes.gateway.networking.k8s.io', where: 'all', subresource: 'status' },
+  { verb: 'list', resource: 'gateways.gateway.networking.k8s.io', where: 'all' },
   { verb: 'patch', resource: 'services', where: 'all' },
   { verb: 'delete', resource: 'services', where: 'all' },
   { verb: 'delete', resource: 'events', where: 'all' },
@@ -280,29 +287,52 @@ describe('deploy/: the kustomize base against the real API server', function () 
       ) as { spec: { holderIdentity: string } };
       expect(lease.spec.holderIdentity).to.be.a('string').with.length.above(0);
 
-      await kubectlOk(
-        kubeconfig,
-        ['-n', ns, 'apply', '-f', '-'],
-        JSON.stringify({
-          apiVersion: 'perch.dev/v1alpha1',
-          kind: 'Rollout',
-          metadata: { name: 'web' },
-          spec: {
-            service: 'web',
-            stableService: 'web-v1',
-            canaryService: 'web-v2',
-            steps: [{ setWeight: 50 }, { pause: {} }, { setWeight: 100 }],
-          },
-        }),
-      );
-      const phase = async () =>
+      // One Rollout per router: the grants are proven by use for TrafficSplits and HTTPRoutes alike.
+      const routers = { web: {}, 'web-gw': { gatewayAPI: {} } };
+      for (const [name, trafficRouting] of Object.entries(routers))
+        await kubectlOk(
+          kubeconfig,
+          ['-n', ns, 'apply', '-f', '-'],
+          JSON.stringify({
+            apiVersion: 'perch.dev/v1alpha1',
+            kind: 'Rollout',
+            metadata: { name },
+            spec: {
+              service: 'web',
+              stableService: 'web-v1',
+              canaryService: 'web-v2',
+              trafficRouting,
+              steps: [{ setWeight: 50 }, { pause: {} }, { setWeight: 100 }],
+            },
+          }),
+        );
+      const phase = async (name: string) =>
         (
-          await kubectlOk(kubeconfig, ['-n', ns, 'get', 'prl', 'web', '-o', 'jsonpath={.status.phase}'])
+          await kubectlOk(kubeconfig, ['-n', ns, 'get', 'prl', name, '-o', 'jsonpath={.status.phase}'])
         ).trim();
-      await eventually('Paused', async () => ((await phase()) === 'Paused' ? true : undefined));
-      // A one-shot annotation: the controller patches the Rollout to remove it, and records an Event.
-      await kubectlOk(kubeconfig, ['-n', ns, 'annotate', 'rollout', 'web', 'perch.dev/resume=true']);
-      await eventually('Succeeded', async () => ((await phase()) === 'Succeeded' ? true : undefined));
+      for (const name of Object.keys(routers)) {
+        await eventually(`${name} Paused`, async () => ((await phase(name)) === 'Paused' ? true : undefined));
+        // A one-shot annotation: the controller patches the Rollout to remove it, and records an Event.
+        await kubectlOk(kubeconfig, ['-n', ns, 'annotate', 'rollout', name, 'perch.dev/resume=true']);
+        await eventually(`${name} Succeeded`, async () =>
+          (await phase(name)) === 'Succeeded' ? true : undefined,
+        );
+      }
+      const route = JSON.parse(
+        await kubectlOk(kubeconfig, [
+          '-n',
+          ns,
+          'get',
+          'httproutes.gateway.networking.k8s.io',
+          'web-gw',
+          '-o',
+          'json',
+        ]),
+      ) as { spec: { rules: { backendRefs: { name: string; weight: number }[] }[] } };
+      expect(route.spec.rules[0]!.backendRefs.map((b) => [b.name, b.weight])).to.deep.equal([
+        ['web-v1', 0],
+        ['web-v2', 100],
+      ]);
 
       const rollout = JSON.parse(
         await kubectlOk(kubeconfig, ['-n', ns, 'get', 'prl', 'web', '-o', 'json']),

@@ -17,7 +17,7 @@ import { startController } from '../support/controller-process.js';
 import { useController } from '../support/controller-suite.js';
 import { proxyInFront } from '../support/fault-proxy.js';
 import { analysis, canaryTraffic, RolloutEnv, sharedPrometheus } from '../support/rollout-env.js';
-import { HTTPROUTE } from '../support/route-under-test.js';
+import { HTTPROUTE, personsRoute } from '../support/route-under-test.js';
 
 const condition = (r: Rollout, type: string) => r.status?.conditions?.find((c) => c.type === type);
 const HEALTHY_RUN = {
@@ -109,6 +109,26 @@ describe('Rollouts over an HTTPRoute (sandbox + real Prometheus)', function () {
     const message = condition(shown, 'TrafficRouted')?.message ?? '';
     expect(message).to.contain('Accepted=False').and.to.contain('NotAllowedByListeners');
     expect(message).to.contain('ResolvedRefs=True');
+  });
+
+  it('chosen rules the route does not have make the Rollout Invalid (InvalidRoute), naming the field; nothing is written', async () => {
+    const e = await suite.env('httproute-invalid-rules');
+    await canaryTraffic(e);
+    await e.createRoute(personsRoute('web', 'web'));
+    await e.createRollout('web', { ...HEALTHY_RUN, trafficRouting: { gatewayAPI: { rules: ['checkout'] } } });
+    const invalid = await e.phase('web', 'Invalid');
+    expect(condition(invalid, 'Valid')).to.include({ status: 'False', reason: 'InvalidRoute' });
+    expect(condition(invalid, 'Valid')?.message)
+      .to.contain('spec.trafficRouting.gatewayAPI')
+      .and.to.contain('checkout');
+    expect(e.splits.seen.filter((v) => v.name === 'web').map((v) => v.type)).to.deep.equal(['add']);
+    // Fixed by an edit naming a rule that exists (the person's route has one called default): it runs.
+    await e.patchSpec('web', { trafficRouting: { gatewayAPI: { rules: ['default'] } } });
+    await e.phase('web', 'Succeeded');
+    // Only the chosen rule moved: the beta testers' rule still sends everything to stable.
+    const route = await e.route('web');
+    expect(weightsOf(route, 2)).to.deep.equal({ 'web-v1': 0, 'web-v2': 100, 'web-v3': 0 });
+    expect(weightsOf(route, 0)).to.deep.equal({ 'web-v1': 100, 'web-v2': 0, 'web-v3': 0 });
   });
 
   it('a cluster without the Gateway API CRDs gives Invalid/NotServed; installing them lets the run go on', async () => {
