@@ -1,21 +1,17 @@
-// Every version of a namespace's TrafficSplits, straight from kube-apiserver (never through a fault proxy):
-// a watch that resumes from its last resourceVersion, and accounts for any relist from etcd's own history.
-import { CustomObjectsApi, Watch, type KubeConfig } from '@kubernetes/client-node';
+// Every version of a namespace's routing objects of one kind (TrafficSplits or HTTPRoutes), straight from
+// kube-apiserver (never through a fault proxy): a watch that resumes, and accounts for any relist from etcd.
+import { CustomObjectsApi, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { EventLog } from './events.js';
-import { TS } from './trafficsplit.js';
+import { resourceOf, type RouterKind } from './route-under-test.js';
 
-export interface Backend {
-  service: unknown;
-  weight: unknown;
-}
-
-export interface RecordedSplit {
+export interface RecordedRoute {
+  router: RouterKind;
   name: string;
   /** The object's resourceVersion (etcd's modification revision), as a number. */
   rv: number;
   type: 'ADDED' | 'MODIFIED' | 'DELETED';
-  service: unknown;
-  backends: Backend[];
+  /** The version as stored, managedFields left out. */
+  object: KubernetesObject;
   /** How the version reached us: a list, the watch, or etcd's history when a relist left a gap. */
   source: 'list' | 'watch' | 'etcd';
   at: number;
@@ -36,17 +32,16 @@ export interface RecorderStats {
   errors: number;
 }
 
-interface SplitObject {
-  metadata?: { name?: string; resourceVersion?: string };
-  spec?: { service?: unknown; backends?: Backend[] };
-}
+type RouteObject = KubernetesObject;
 
 type Etcd = { url: string; prefix: string };
 
-const KEY_PREFIX = `/registry/${TS.group}/${TS.plural}`;
+/** Where kube-apiserver keeps a custom resource's objects in etcd. */
+const keyPrefix = (router: RouterKind) =>
+  `/registry/${resourceOf(router).group}/${resourceOf(router).plural}`;
 
-export class SplitRecorder {
-  readonly versions = new EventLog<RecordedSplit>();
+export class RouteRecorder {
+  readonly versions = new EventLog<RecordedRoute>();
   readonly stats: RecorderStats = { watches: 0, resumes: 0, relists: 0, fromEtcd: 0, gaps: [], errors: 0 };
   /** The resourceVersion the next watch starts from. */
   private rv = '';
@@ -55,11 +50,12 @@ export class SplitRecorder {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private failures = 0;
-  private readonly listeners: ((v: RecordedSplit) => void)[] = [];
+  private readonly listeners: ((v: RecordedRoute) => void)[] = [];
 
   private constructor(
     private readonly kc: KubeConfig,
     readonly ns: string,
+    readonly router: RouterKind,
     private readonly etcd: Etcd | undefined,
   ) {}
 
@@ -67,11 +63,17 @@ export class SplitRecorder {
    * Lists once, then watches from the list's resourceVersion. With `etcdUrl`, a relist's gap is
    * read back from etcd's history; without it, any relist is recorded as a gap.
    */
-  static async start(kc: KubeConfig, ns: string, etcdUrl?: string): Promise<SplitRecorder> {
-    const r = new SplitRecorder(
+  static async start(
+    kc: KubeConfig,
+    ns: string,
+    router: RouterKind,
+    etcdUrl?: string,
+  ): Promise<RouteRecorder> {
+    const r = new RouteRecorder(
       kc,
       ns,
-      etcdUrl ? { url: etcdUrl, prefix: `${KEY_PREFIX}/${ns}/` } : undefined,
+      router,
+      etcdUrl ? { url: etcdUrl, prefix: `${keyPrefix(router)}/${ns}/` } : undefined,
     );
     const list = await r.list();
     for (const item of list.items) r.record('ADDED', item, 'list');
@@ -81,16 +83,16 @@ export class SplitRecorder {
   }
 
   /** Calls `handler` with each version as it is recorded (no timer: nothing is kept waiting after a run). */
-  onVersion(handler: (v: RecordedSplit) => void): void {
+  onVersion(handler: (v: RecordedRoute) => void): void {
     this.listeners.push(handler);
   }
 
-  /** Every recorded version of one split, in resourceVersion order. */
-  history(name: string): RecordedSplit[] {
+  /** Every recorded version of one object, in resourceVersion order. */
+  history(name: string): RecordedRoute[] {
     return this.versions.seen.filter((v) => v.name === name);
   }
 
-  /** Resolves once every split as the API server has it now has been recorded at that version. */
+  /** Resolves once every object as the API server has it now has been recorded at that version. */
   async caughtUp(timeoutMs = 30_000): Promise<void> {
     const list = await this.list();
     await Promise.all(
@@ -107,13 +109,13 @@ export class SplitRecorder {
   }
 
   /**
-   * Checks the record against etcd's history of every split (the store under the API server): the
+   * Checks the record against etcd's history of every object (the store under the API server): the
    * versions etcd holds that the recorder lacks, and the reverse. Empty when nothing was missed.
    */
   async crossCheck(etcdUrl: string): Promise<string[]> {
     const problems: string[] = [];
     for (const name of this.last.keys()) {
-      const key = `${KEY_PREFIX}/${this.ns}/${name}`;
+      const key = `${keyPrefix(this.router)}/${this.ns}/${name}`;
       const stored: number[] = [];
       for (let kv = await etcdGet(etcdUrl, key, 0); kv; kv = await etcdGet(etcdUrl, key, kv.modRevision - 1))
         stored.unshift(kv.modRevision);
@@ -136,30 +138,23 @@ export class SplitRecorder {
     this.abort?.();
   }
 
-  private async list(): Promise<{ items: SplitObject[]; rv: string }> {
+  private async list(): Promise<{ items: RouteObject[]; rv: string }> {
     const api = this.kc.makeApiClient(CustomObjectsApi);
-    const list = (await api.listNamespacedCustomObject({ ...TS, namespace: this.ns })) as {
-      items: SplitObject[];
+    const { group, version, plural } = resourceOf(this.router);
+    const list = (await api.listNamespacedCustomObject({ group, version, plural, namespace: this.ns })) as {
+      items: RouteObject[];
       metadata: { resourceVersion: string };
     };
     return { items: list.items, rv: list.metadata.resourceVersion };
   }
 
-  private record(type: RecordedSplit['type'], obj: SplitObject, source: RecordedSplit['source']): void {
+  private record(type: RecordedRoute['type'], obj: RouteObject, source: RecordedRoute['source']): void {
     const name = obj.metadata?.name ?? '';
     const rv = Number(obj.metadata?.resourceVersion);
     // A watch resumed from rv never repeats rv; a repeat would be the recorder's bug, so it is kept out.
     if ((this.last.get(name) ?? 0) >= rv) return;
     this.last.set(name, rv);
-    const v: RecordedSplit = {
-      name,
-      rv,
-      type,
-      service: obj.spec?.service,
-      backends: obj.spec?.backends ?? [],
-      source,
-      at: Date.now(),
-    };
+    const v = toRecord(this.router, name, rv, obj, source, type);
     this.versions.push(v);
     for (const l of this.listeners) l(v);
   }
@@ -168,17 +163,18 @@ export class SplitRecorder {
     if (this.stopped) return;
     this.stats.watches++;
     let gone = false;
-    const path = `/apis/${TS.group}/${TS.version}/namespaces/${this.ns}/${TS.plural}`;
+    const { group, version, plural } = resourceOf(this.router);
+    const path = `/apis/${group}/${version}/namespaces/${this.ns}/${plural}`;
     const controller = await new Watch(this.kc).watch(
       path,
       { resourceVersion: this.rv, allowWatchBookmarks: true },
-      (type: string, obj: SplitObject & { code?: number }) => {
+      (type: string, obj: RouteObject & { code?: number }) => {
         if (type === 'ERROR') {
           if (obj.code === 410) gone = true;
           return;
         }
         this.failures = 0;
-        if (type !== 'BOOKMARK') this.record(type as RecordedSplit['type'], obj, 'watch');
+        if (type !== 'BOOKMARK') this.record(type as RecordedRoute['type'], obj, 'watch');
         if (obj.metadata?.resourceVersion) this.rv = obj.metadata.resourceVersion;
       },
       (err: unknown) => {
@@ -210,7 +206,7 @@ export class SplitRecorder {
   private async relist(): Promise<void> {
     this.stats.relists++;
     const from = Number(this.rv);
-    let list: { items: SplitObject[]; rv: string };
+    let list: { items: RouteObject[]; rv: string };
     try {
       list = await this.list();
     } catch {
@@ -219,14 +215,14 @@ export class SplitRecorder {
     }
     const to = Number(list.rv);
     const names = new Set([...this.last.keys(), ...list.items.map((i) => i.metadata?.name ?? '')]);
-    const missed: RecordedSplit[] = [];
+    const missed: RecordedRoute[] = [];
     for (const name of names) {
       const listed = list.items.find((i) => i.metadata?.name === name);
       const listedRv = Number(listed?.metadata?.resourceVersion ?? 0);
       if (listed && listedRv === this.last.get(name)) continue;
       if (!this.etcd) {
         this.stats.gaps.push(`${name}: a relist from ${from} to ${to} may have hidden versions`);
-        if (listed) missed.push(toRecord(name, listedRv, listed, 'list'));
+        if (listed) missed.push(toRecord(this.router, name, listedRv, listed, 'list'));
         continue;
       }
       try {
@@ -237,21 +233,21 @@ export class SplitRecorder {
     }
     for (const v of missed.sort((a, b) => a.rv - b.rv)) {
       if (v.source === 'etcd') this.stats.fromEtcd++;
-      this.record(v.type, { metadata: { name: v.name, resourceVersion: String(v.rv) }, spec: v }, v.source);
+      this.record(v.type, v.object, v.source);
     }
     this.rv = list.rv;
     return this.watch();
   }
 
-  /** The versions of one split with a modification revision in (from, to], read back from etcd. */
-  private async fromEtcd(name: string, from: number, to: number): Promise<RecordedSplit[]> {
+  /** The versions of one object with a modification revision in (from, to], read back from etcd. */
+  private async fromEtcd(name: string, from: number, to: number): Promise<RecordedRoute[]> {
     const etcd = this.etcd!;
-    const out: RecordedSplit[] = [];
+    const out: RecordedRoute[] = [];
     let revision = to;
     for (;;) {
       const kv = await etcdGet(etcd.url, `${etcd.prefix}${name}`, revision);
       if (!kv || kv.modRevision <= from) break;
-      out.push(toRecord(name, kv.modRevision, kv.value, 'etcd'));
+      out.push(toRecord(this.router, name, kv.modRevision, kv.value, 'etcd'));
       revision = kv.modRevision - 1;
     }
     const gone = this.last.has(name) && (await etcdGet(etcd.url, `${etcd.prefix}${name}`, to)) === undefined;
@@ -261,21 +257,18 @@ export class SplitRecorder {
   }
 }
 
+/** One version as recorded; the object keeps the resourceVersion it had (etcd's copy has none). */
 function toRecord(
+  router: RouterKind,
   name: string,
   rv: number,
-  obj: SplitObject,
-  source: RecordedSplit['source'],
-): RecordedSplit {
-  return {
-    name,
-    rv,
-    type: 'MODIFIED',
-    service: obj.spec?.service,
-    backends: obj.spec?.backends ?? [],
-    source,
-    at: Date.now(),
-  };
+  obj: RouteObject,
+  source: RecordedRoute['source'],
+  type: RecordedRoute['type'] = 'MODIFIED',
+): RecordedRoute {
+  const { managedFields: _managedFields, ...metadata } = obj.metadata ?? {};
+  const object = { ...obj, metadata: { ...metadata, name, resourceVersion: String(rv) } };
+  return { router, name, rv, type, object, source, at: Date.now() };
 }
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -285,7 +278,7 @@ async function etcdGet(
   etcdUrl: string,
   key: string,
   revision: number,
-): Promise<{ modRevision: number; value: SplitObject } | undefined> {
+): Promise<{ modRevision: number; value: RouteObject } | undefined> {
   // revision 0: the latest.
   const res = await fetch(`${etcdUrl}/v3/kv/range`, {
     method: 'POST',
@@ -297,6 +290,6 @@ async function etcdGet(
   if (!kv) return undefined;
   return {
     modRevision: Number(kv.mod_revision),
-    value: JSON.parse(Buffer.from(kv.value, 'base64').toString('utf8')) as SplitObject,
+    value: JSON.parse(Buffer.from(kv.value, 'base64').toString('utf8')) as RouteObject,
   };
 }

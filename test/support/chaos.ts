@@ -1,16 +1,26 @@
-// The chaos run (issue 14): Rollouts, healthy and faulty, driven by `perch controller` through the seeded
-// fault proxy, the controller SIGKILLed at seeded moments and kube-apiserver restarted; then the verdicts.
-import { existsSync, readFileSync } from 'node:fs';
+// The chaos run (issue 14): Rollouts, healthy and faulty, over SMI and HTTPRoute, driven by `perch controller`
+// through the seeded fault proxy, the controller SIGKILLed at seeded moments and kube-apiserver restarted; verdicts.
 import type { Rollout } from '../../src/api/v1alpha1.js';
 import type { FaultRecord } from '../../src/sandbox/faults/proxy.js';
 import { parseFaultSpec } from '../../src/sandbox/faults/spec.js';
 import type { TrafficProfile } from '../../src/sandbox/apps/osm-metrics-target.js';
-import { SplitRecorder, type RecordedSplit } from './chaos-recorder.js';
+import { RouteRecorder, type RecordedRoute } from './chaos-recorder.js';
 import { sharedControlPlane } from './control-plane.js';
 import { startController, type ControllerProcess } from './controller-process.js';
 import { proxyInFront, type ProxyInFront } from './fault-proxy.js';
 import { waitFor } from '../../src/sandbox/wait.js';
 import { analysis, canaryTraffic, HEALTHY, RolloutEnv, sharedPrometheus } from './rollout-env.js';
+import {
+  backendsOf,
+  canaryShareOf,
+  changeBeyondWeights,
+  personsRoute,
+  resourceOf,
+  ROUTERS,
+  versionProblem,
+  type RouterKind,
+} from './route-under-test.js';
+import { routeWrites, unguardedWrite, type RouteWrite } from './route-writes.js';
 
 export interface ChaosOptions {
   /** Namespace prefix. */
@@ -18,6 +28,8 @@ export interface ChaosOptions {
   rollouts: number;
   /** Share of the Rollouts whose canary fails its checks (0..1). */
   faultyShare: number;
+  /** Share of the Rollouts over a person's Gateway API HTTPRoute, the rest over an SMI TrafficSplit (0..1). */
+  httpRouteShare: number;
   seed: number;
   /** SIGKILLs of the controller, each followed by a fresh start. */
   kills: number;
@@ -30,13 +42,15 @@ export interface ChaosOptions {
   progress?: (line: string) => void;
 }
 
-/** healthy: passes every check; early: fails from the start; late: turns bad once its split reaches 30. */
+/** healthy: passes every check; early: fails from the start; late: turns bad once its route reaches 30. */
 export type RunKind = 'healthy' | 'faulty-early' | 'faulty-late';
 
 export interface PlannedRun {
   name: string;
   canary: string;
   kind: RunKind;
+  /** Its routing object, named as the Rollout: a TrafficSplit Perch creates, or a person's HTTPRoute. */
+  router: RouterKind;
 }
 
 export const STEPS = [
@@ -48,7 +62,7 @@ export const STEPS = [
   { analysis: { iterations: 2 } },
   { setWeight: 100 },
 ];
-/** The canary weight of each split version a healthy run writes: created at stable 100, each step, promoted. */
+/** The canary weight of each version a healthy run writes: stable 100 (created, or taken over), each step, promoted. */
 export const PLANNED = [0, 10, 30, 60, 100];
 const LATE_TRIGGER = 30;
 const FAULTY: TrafficProfile = { rps: 50, errorRate: 0.3, latencyMs: 20 };
@@ -59,9 +73,9 @@ export const issueFaults = (seed: number) => `seed=${seed},500=0.10,409=0.05,429
 
 export interface Kill {
   at: number;
-  /** Split versions recorded when the kill landed. */
+  /** Routing object versions recorded when the kill landed. */
   versions: number;
-  /** Runs with a split and no final phase at that moment. */
+  /** Runs with a routing object and no final phase at that moment. */
   inFlight: number;
   pid: number;
 }
@@ -81,14 +95,15 @@ export interface ChaosOutcome {
   apiRestart: { at: number; inFlight: number; tookMs: number } | undefined;
   /** A controller started once every run had ended: how long until it had reconciled them all. */
   afterEnd: { tookMs: number; error?: string } | undefined;
-  recorder: SplitRecorder;
-  /** Where the recorder and etcd's history of the splits disagree (a missed version, or a harness bug). */
+  /** One per router of the plan. */
+  recorders: RouteRecorder[];
+  /** Where a recorder and etcd's history of the objects disagree (a missed version, or a harness bug). */
   crossCheck: string[];
   controllers: ControllerProcess[];
   durationMs: number;
   /** Everything that is wrong, one line each; empty when the run kept every promise. */
   problems: string[];
-  /** What a failure needs to be diagnosed: per run with a problem, its status, splits, Events and logs. */
+  /** What a failure needs to be diagnosed: per run with a problem, its status, versions, writes, Events, logs. */
   diagnostics: string;
 }
 
@@ -113,48 +128,78 @@ export function prng(seed: number): () => number {
   };
 }
 
-/** Which runs are faulty and how, drawn from the seed; half the faulty ones fail late. */
-export function planRuns(count: number, faultyShare: number, random: () => number): PlannedRun[] {
+/**
+ * Which runs are faulty and how, drawn from the seed (half the faulty ones fail late), and which go over an
+ * HTTPRoute: the runs of each kind, in order, take turns, so both routers see every kind the plan has twice.
+ */
+export function planRuns(
+  count: number,
+  faultyShare: number,
+  random: () => number,
+  httpRouteShare = 0,
+): PlannedRun[] {
   const order = Array.from({ length: count }, (_, i) => i);
   for (let i = order.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
     [order[i], order[j]] = [order[j]!, order[i]!];
   }
   const faulty = order.slice(0, Math.round(count * faultyShare));
-  return Array.from({ length: count }, (_, i) => {
+  const runs = Array.from({ length: count }, (_, i) => {
     const at = faulty.indexOf(i);
     const kind: RunKind = at < 0 ? 'healthy' : at % 2 === 0 ? 'faulty-early' : 'faulty-late';
-    return { name: `run-${i}`, canary: `canary-${i}`, kind };
+    return { name: `run-${i}`, canary: `canary-${i}`, kind, router: 'smi' as RouterKind };
+  });
+  const KINDS: RunKind[] = ['healthy', 'faulty-early', 'faulty-late'];
+  const byKind = KINDS.flatMap((k) => runs.filter((r) => r.kind === k));
+  byKind.forEach((r, i) => {
+    if (Math.floor((i + 1) * httpRouteShare) > Math.floor(i * httpRouteShare)) r.router = 'gatewayapi';
+  });
+  return runs;
+}
+
+/** Versions the plan makes (late failures at their shortest, a person's route counted), to place the kills. */
+function expectedVersions(runs: PlannedRun[]): number {
+  const perch = { healthy: 5, 'faulty-early': 3, 'faulty-late': 4 };
+  return runs.reduce((n, r) => n + perch[r.kind] + (r.router === 'gatewayapi' ? 1 : 0), 0);
+}
+
+export const canaryWeightOf = (v: RecordedRoute, canary: string) =>
+  canaryShareOf(v.router, v.object, STABLE, canary);
+
+/** What is wrong with one version Perch wrote: SPEC §3's rules for its router. */
+export function invalidVersion(v: RecordedRoute, ns: string, canary: string): string | undefined {
+  if (v.type === 'DELETED') return 'the object was deleted';
+  return versionProblem(v.router, v.object, {
+    root: `web.${ns}.svc.cluster.local`,
+    stable: STABLE,
+    canary,
   });
 }
 
-/** Split versions the plan writes (late failures at their shortest), to place the kills along the way. */
-function expectedVersions(runs: PlannedRun[]): number {
-  return runs.reduce((n, r) => n + (r.kind === 'healthy' ? 5 : r.kind === 'faulty-early' ? 3 : 4), 0);
+/** A version Perch wrote carries the canary weight it wrote; a person's version does not. */
+const writtenByPerch = (v: RecordedRoute) =>
+  v.object.metadata?.annotations?.['perch.dev/canary-weight'] !== undefined;
+
+/**
+ * A run's versions split into the person's (an HTTPRoute's first: the route handed to Perch) and Perch's
+ * own; a problem when the first HTTPRoute version is Perch's or a later one is not.
+ */
+export function versionsOf(
+  r: PlannedRun,
+  history: RecordedRoute[],
+): { perch: RecordedRoute[]; problem?: string } {
+  if (r.router === 'smi') return { perch: history };
+  const [persons, ...perch] = history;
+  if (!persons) return { perch, problem: 'no version of the HTTPRoute was recorded' };
+  if (writtenByPerch(persons))
+    return { perch, problem: `the first HTTPRoute version (rv ${persons.rv}) is not the person's` };
+  const foreign = perch.find((v) => !writtenByPerch(v));
+  if (foreign)
+    return { perch, problem: `HTTPRoute version rv ${foreign.rv} carries no perch.dev/canary-weight` };
+  return { perch };
 }
 
-export const canaryWeightOf = (v: RecordedSplit, canary: string) =>
-  Number(v.backends.find((b) => b.service === canary)?.weight ?? 0);
-
-/** What is wrong with one split version: SPEC §3's rules for an SMI TrafficSplit. */
-export function invalidSplit(v: RecordedSplit, ns: string, canary: string): string | undefined {
-  if (v.type === 'DELETED') return 'the split was deleted';
-  const root = `web.${ns}.svc.cluster.local`;
-  if (v.service !== root) return `spec.service is ${JSON.stringify(v.service)}, not ${root}`;
-  const names = v.backends.map((b) => b.service);
-  if (v.backends.length === 0) return 'no backends';
-  if (new Set(names).size !== names.length) return `a backend is listed twice: ${names.join(',')}`;
-  for (const b of v.backends) {
-    if (b.service !== STABLE && b.service !== canary)
-      return `backend ${String(b.service)} is neither stable nor canary`;
-    if (typeof b.weight !== 'number' || !Number.isInteger(b.weight) || b.weight <= 0)
-      return `backend ${String(b.service)} has weight ${JSON.stringify(b.weight)}, not a positive whole number`;
-  }
-  const total = v.backends.reduce((n, b) => n + Number(b.weight), 0);
-  return total === 100 ? undefined : `the weights add up to ${total}`;
-}
-
-/** What is wrong with one run's sequence of split versions, given its kind. */
+/** What is wrong with the canary weights of one run's versions written by Perch, given its kind. */
 export function wrongSequence(kind: RunKind, weights: number[]): string | undefined {
   const show = `[${weights.join(', ')}]`;
   if (kind === 'healthy') {
@@ -179,16 +224,24 @@ export function wrongSequence(kind: RunKind, weights: number[]): string | undefi
 }
 
 export async function runChaos(opts: ChaosOptions): Promise<ChaosOutcome> {
+  if (!(opts.httpRouteShare >= 0 && opts.httpRouteShare <= 1))
+    throw new Error(`httpRouteShare ${opts.httpRouteShare}: give a share of the Rollouts from 0 to 1`);
   const started = Date.now();
   const progress = opts.progress ?? (() => undefined);
   const random = prng(opts.seed);
-  const plan = planRuns(opts.rollouts, opts.faultyShare, random);
+  const plan = planRuns(opts.rollouts, opts.faultyShare, random, opts.httpRouteShare);
   const faults = opts.faults ?? issueFaults(opts.seed);
   const cp = await sharedControlPlane();
   const { prometheus, target } = await sharedPrometheus();
 
   const env = await RolloutEnv.create(opts.prefix, ['web', STABLE, ...plan.map((r) => r.canary)]);
-  const recorder = await SplitRecorder.start(cp.kubeConfig(), env.ns, cp.etcdUrl);
+  const recorders = new Map<RouterKind, RouteRecorder>();
+  for (const router of ROUTERS.filter((k) => plan.some((r) => r.router === k)))
+    recorders.set(router, await RouteRecorder.start(cp.kubeConfig(), env.ns, router, cp.etcdUrl));
+  const historyOf = (r: PlannedRun) => recorders.get(r.router)!.history(r.name);
+  const onVersion = (handler: (v: RecordedRoute) => void) => {
+    for (const rec of recorders.values()) rec.onVersion(handler);
+  };
   let proxy: ProxyInFront | undefined;
   const controllers: ControllerProcess[] = [];
   const runs: RunOutcome[] = [];
@@ -201,7 +254,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosOutcome> {
       plan.map((r) => canaryTraffic(env, r.kind === 'faulty-early' ? FAULTY : HEALTHY, r.canary)),
     );
     const late = new Map(plan.filter((p) => p.kind === 'faulty-late').map((r) => [r.name, r.canary]));
-    recorder.onVersion((v) => {
+    onVersion((v) => {
       const canary = late.get(v.name);
       if (canary === undefined || canaryWeightOf(v, canary) !== LATE_TRIGGER) return;
       late.delete(v.name);
@@ -216,12 +269,23 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosOutcome> {
     let controller = await start();
 
     for (const r of plan) {
-      await env.createRollout(r.name, { canaryService: r.canary, steps: STEPS, analysis: analysis() });
+      // Over the Gateway API, a person's HTTPRoute (rules, matches, filters of theirs) handed to Perch.
+      if (r.router === 'gatewayapi') {
+        const { group, version, plural } = resourceOf('gatewayapi');
+        const body = personsRoute(r.name, r.name, [r.canary]);
+        await env.api.createNamespacedCustomObject({ group, version, plural, namespace: env.ns, body });
+      }
+      await env.createRollout(r.name, {
+        canaryService: r.canary,
+        steps: STEPS,
+        analysis: analysis(),
+        ...(r.router === 'gatewayapi' ? { trafficRouting: { gatewayAPI: {} } } : {}),
+      });
       runs.push({ ...r, createdAt: Date.now(), settledAt: undefined, rollout: undefined });
     }
     const phaseOf = (name: string) => lastRollout(env, name)?.status?.phase ?? '';
     const inFlight = () =>
-      runs.filter((r) => recorder.history(r.name).length > 0 && !TERMINAL.has(phaseOf(r.name))).length;
+      runs.filter((r) => historyOf(r).length > 0 && !TERMINAL.has(phaseOf(r.name))).length;
 
     let settled = false;
     const settle = Promise.all(
@@ -236,7 +300,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosOutcome> {
       }),
     ).finally(() => (settled = true));
 
-    // Kill moments: seeded counts of split versions written so far, each with a seeded delay after it.
+    // Kill moments: seeded counts of versions written so far, each with a seeded delay after it.
     const total = expectedVersions(plan);
     const at = (lo: number, hi: number) => Math.floor(total * (lo + random() * (hi - lo)));
     const killPoints = Array.from({ length: opts.kills }, () => ({
@@ -245,9 +309,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosOutcome> {
     }));
     killPoints.sort((a, b) => a.versions - b.versions);
     const restartPoint = at(0.35, 0.55);
-    const countVersions = () => recorder.versions.seen.length;
+    const countVersions = () => [...recorders.values()].reduce((n, rec) => n + rec.versions.seen.length, 0);
     const waiting = new Set<{ n: number; resolve: () => void }>();
-    recorder.onVersion(() => {
+    onVersion(() => {
       for (const w of [...waiting]) {
         if (countVersions() < w.n) continue;
         waiting.delete(w);
@@ -266,7 +330,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosOutcome> {
           const t0 = Date.now();
           const flying = inFlight();
           progress(
-            `restarting kube-apiserver at ${countVersions()} split versions, ${flying} runs in flight`,
+            `restarting kube-apiserver at ${countVersions()} route versions, ${flying} runs in flight`,
           );
           await cp.restartApiServer();
           apiRestart = { at: t0, inFlight: flying, tookMs: Date.now() - t0 };
@@ -289,7 +353,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosOutcome> {
       previous = kill.versions;
       await controller.kill();
       kills.push(kill);
-      progress(`SIGKILL ${kill.pid} at ${kill.versions} split versions, ${kill.inFlight} runs in flight`);
+      progress(`SIGKILL ${kill.pid} at ${kill.versions} route versions, ${kill.inFlight} runs in flight`);
       controller = await start();
     }
     await settle.catch(() => undefined);
@@ -314,18 +378,21 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosOutcome> {
       () => (afterEnd = { tookMs: Date.now() - t0 }),
       (err: Error) => (afterEnd = { tookMs: Date.now() - t0, error: err.message }),
     );
-    // The recorder must reach every split's current version; if it cannot, that is a finding, not a crash.
-    const behind = await recorder.caughtUp().then(
-      () => [],
-      (err: Error) => [err.message.slice(0, 300)],
-    );
-    const differs = await recorder
-      .crossCheck(cp.etcdUrl)
-      .catch((err: Error) => [`etcd's history could not be read to check the recorder: ${err.message}`]);
-    crossCheck = [...behind, ...differs];
+    // A recorder must reach every object's current version; if it cannot, that is a finding, not a crash.
+    crossCheck = [];
+    for (const rec of recorders.values()) {
+      const behind = await rec.caughtUp().then(
+        () => [],
+        (err: Error) => [err.message.slice(0, 300)],
+      );
+      const differs = await rec
+        .crossCheck(cp.etcdUrl)
+        .catch((err: Error) => [`etcd's history could not be read to check the recorder: ${err.message}`]);
+      crossCheck.push(...[...behind, ...differs].map((p) => `${rec.router}: ${p}`));
+    }
     for (const r of runs) r.rollout = await env.get(r.name);
   } finally {
-    recorder.stop();
+    for (const rec of recorders.values()) rec.stop();
     env.close();
     for (const c of controllers) await c.stop();
     await proxy?.proxy.close();
@@ -339,15 +406,16 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosOutcome> {
     kills,
     apiRestart,
     afterEnd,
-    recorder,
-    crossCheck: crossCheck ?? ['the recorder was not checked against etcd'],
+    recorders: [...recorders.values()],
+    crossCheck: crossCheck ?? ['the recorders were not checked against etcd'],
     controllers,
     durationMs: Date.now() - started,
     problems: [],
     diagnostics: '',
   };
-  outcome.problems = verdicts(outcome, opts);
-  outcome.diagnostics = await diagnose(outcome, env, proxy?.proxy.records() ?? [], cp.auditLog);
+  const writes = cp.auditLog ? routeWrites(cp.auditLog, env.ns) : undefined;
+  outcome.problems = verdicts(outcome, opts, writes);
+  outcome.diagnostics = await diagnose(outcome, env, proxy?.proxy.records() ?? [], writes ?? []);
   return outcome;
 }
 
@@ -368,22 +436,51 @@ function lastRollout(env: RolloutEnv, name: string): Rollout | undefined {
   return undefined;
 }
 
-function verdicts(o: ChaosOutcome, opts: ChaosOptions): string[] {
+/** The recorded versions of a run's routing object. */
+const historyIn = (o: ChaosOutcome, r: PlannedRun) =>
+  o.recorders.find((rec) => rec.router === r.router)?.history(r.name) ?? [];
+
+function verdicts(o: ChaosOutcome, opts: ChaosOptions, writes: RouteWrite[] | undefined): string[] {
   const problems: string[] = [];
+  if (!writes) problems.push('the control plane keeps no audit log: write preconditions were not checked');
   for (const r of o.runs) {
     const want = r.kind === 'healthy' ? 'Succeeded' : 'Failed';
     const phase = r.rollout?.status?.phase;
     if (phase !== want) problems.push(`${r.name} (${r.kind}): phase ${phase ?? '(none)'}, expected ${want}`);
-    const history = o.recorder.history(r.name);
-    for (const v of history) {
-      const wrong = invalidSplit(v, o.ns, r.canary);
-      if (wrong) problems.push(`${r.name}: invalid split at resourceVersion ${v.rv}: ${wrong}`);
+    const history = historyIn(o, r);
+    const { perch, problem } = versionsOf(r, history);
+    if (problem) problems.push(`${r.name}: ${problem}`);
+    const kind = r.router === 'smi' ? 'split' : 'HTTPRoute';
+    for (const v of perch) {
+      const wrong = invalidVersion(v, o.ns, r.canary);
+      if (wrong) problems.push(`${r.name}: invalid ${kind} at resourceVersion ${v.rv}: ${wrong}`);
+    }
+    const services = new Set([STABLE, r.canary]);
+    for (const [i, v] of history.entries()) {
+      const before = history[i - 1];
+      if (!before || v.type === 'DELETED') continue;
+      const changed = changeBeyondWeights(r.router, before.object, v.object, services);
+      if (changed)
+        problems.push(`${r.name}: ${kind} rv ${before.rv} -> ${v.rv} changed beyond the weights: ${changed}`);
     }
     const wrong = wrongSequence(
       r.kind,
-      history.map((v) => canaryWeightOf(v, r.canary)),
+      perch.map((v) => canaryWeightOf(v, r.canary)),
     );
-    if (wrong) problems.push(`${r.name} (${r.kind}): ${wrong}`);
+    if (wrong) problems.push(`${r.name} (${r.kind}, ${r.router}): ${wrong}`);
+    const written = (writes ?? []).filter((w) => w.router === r.router && w.name === r.name);
+    for (const w of written) {
+      const unguarded = unguardedWrite(w);
+      if (unguarded) problems.push(`${r.name}: ${w.verb} of its ${kind} at ${w.at}: ${unguarded}`);
+    }
+    // Each version Perch made is a write it sent that succeeded: fewer in the log would go unchecked.
+    const accepted = written.filter(
+      (w) => w.userAgent.startsWith('perch-controller/') && (w.code ?? 0) >= 200 && (w.code ?? 0) < 300,
+    );
+    if (writes && accepted.length < perch.length)
+      problems.push(
+        `${r.name}: the audit log holds ${accepted.length} accepted writes of Perch's to its ${kind} for ${perch.length} versions it made`,
+      );
   }
   if (o.kills.length !== opts.kills)
     problems.push(`${o.kills.length} kills landed, ${opts.kills} planned: the runs ended before the rest`);
@@ -396,54 +493,53 @@ function verdicts(o: ChaosOutcome, opts: ChaosOptions): string[] {
     problems.push('kube-apiserver restarted with no run in flight');
   if (!o.afterEnd || o.afterEnd.error)
     problems.push(`a controller started after the end did not report every Rollout: ${o.afterEnd?.error}`);
-  for (const gap of o.recorder.stats.gaps) problems.push(`the split recorder missed versions: ${gap}`);
-  for (const p of o.crossCheck) problems.push(`the split recorder: ${p}`);
+  for (const rec of o.recorders)
+    for (const gap of rec.stats.gaps) problems.push(`the ${rec.router} recorder missed versions: ${gap}`);
+  for (const p of o.crossCheck) problems.push(`the route recorder: ${p}`);
   return problems;
 }
 
-/** The summary of one run: counts, timings, what the recorder went through. */
+/** The summary of one run: counts, timings, what the recorders went through. */
 export function summary(o: ChaosOutcome): string {
   const by = (kind: RunKind) => o.runs.filter((r) => r.kind === kind).length;
-  const s = o.recorder.stats;
+  const over = (router: RouterKind) => o.runs.filter((r) => r.router === router).length;
   const exposed = o.runs.filter((r) =>
     o.kills.some((k) => k.at > r.createdAt && k.at < (r.settledAt ?? Infinity)),
   ).length;
+  const recorded = o.recorders.map((rec) => {
+    const s = rec.stats;
+    return `  ${rec.router} recorder: ${rec.versions.seen.length} versions, ${s.watches} watches, ${s.resumes} resumes, ${s.relists} relists, ${s.fromEtcd} versions read back from etcd, ${s.errors} connection errors`;
+  });
   return [
     `chaos: seed ${o.seed}, faults "${o.faults}", namespace ${o.ns}, ${(o.durationMs / 1000).toFixed(1)} s`,
-    `  runs: ${by('healthy')} healthy, ${by('faulty-early')} faulty from the start, ${by('faulty-late')} faulty from weight ${LATE_TRIGGER}; ${exposed} killed under at least once`,
-    `  kills: ${o.kills.map((k) => `${k.versions}v/${k.inFlight}f`).join(' ')} (split versions / runs in flight)`,
+    `  runs: ${by('healthy')} healthy, ${by('faulty-early')} faulty from the start, ${by('faulty-late')} faulty from weight ${LATE_TRIGGER}; ${over('smi')} over SMI, ${over('gatewayapi')} over an HTTPRoute; ${exposed} killed under at least once`,
+    `  kills: ${o.kills.map((k) => `${k.versions}v/${k.inFlight}f`).join(' ')} (route versions / runs in flight)`,
     `  controller started after the end: ${o.afterEnd ? `${o.afterEnd.tookMs} ms to report every Rollout` : 'none'}`,
     `  kube-apiserver restart: ${o.apiRestart ? `${o.apiRestart.tookMs} ms, ${o.apiRestart.inFlight} runs in flight` : 'none'}`,
-    `  recorder: ${o.recorder.versions.seen.length} versions, ${s.watches} watches, ${s.resumes} resumes, ${s.relists} relists, ${s.fromEtcd} versions read back from etcd, ${s.errors} connection errors; ${o.crossCheck.length === 0 ? "matches etcd's history" : "differs from etcd's history"}`,
+    ...recorded,
+    `  recorders ${o.crossCheck.length === 0 ? "match etcd's history" : "differ from etcd's history"}`,
   ].join('\n');
 }
 
-/** The API server's audit records of writes to one TrafficSplit: what got through the proxy, and its answer. */
-function auditedWrites(auditLog: string | undefined, ns: string, name: string): string[] {
-  if (!auditLog || !existsSync(auditLog)) return [];
-  const out: string[] = [];
-  for (const line of readFileSync(auditLog, 'utf8').split('\n')) {
-    if (!line.includes(`"name":"${name}"`) || !line.includes('trafficsplits')) continue;
-    const a = JSON.parse(line) as {
-      verb: string;
-      userAgent?: string;
-      stageTimestamp?: string;
-      objectRef?: { resource?: string; namespace?: string; name?: string };
-      responseStatus?: { code?: number };
-    };
-    const ref = a.objectRef;
-    if (ref?.resource !== 'trafficsplits' || ref.namespace !== ns || ref.name !== name) continue;
-    if (!['create', 'patch', 'update', 'delete'].includes(a.verb)) continue;
-    out.push(`${a.stageTimestamp} ${a.verb} ${a.responseStatus?.code} ${a.userAgent ?? ''}`);
-  }
-  return out;
-}
+/** One audited write, short: when, what, the answer, who, and the start of its body. */
+const showWrite = (w: RouteWrite) =>
+  `${w.at} ${w.verb} ${w.code} ${w.userAgent.split(' ')[0]} ${JSON.stringify(w.body ?? null).slice(0, 240)}`;
+
+/** One recorded version, short: the canary weight Perch wrote and the backends of the (first) rule to stable. */
+const showVersion = (v: RecordedRoute, from: number) =>
+  `rv ${v.rv} ${v.type} ${v.source} +${v.at - from}ms canary-weight=${v.object.metadata?.annotations?.['perch.dev/canary-weight'] ?? '-'} ${backendsOf(
+    v.router,
+    v.object,
+    STABLE,
+  )
+    .map((b) => `${b.service}=${b.weight}`)
+    .join(',')}`;
 
 async function diagnose(
   o: ChaosOutcome,
   env: RolloutEnv,
   proxied: FaultRecord[],
-  auditLog: string | undefined,
+  writes: RouteWrite[],
 ): Promise<string> {
   const bad = o.runs.filter((r) =>
     o.problems.some((p) => p.startsWith(`${r.name}:`) || p.startsWith(`${r.name} `)),
@@ -451,21 +547,20 @@ async function diagnose(
   const out: string[] = [];
   for (const r of bad.slice(0, 5)) {
     const st = r.rollout?.status;
-    out.push(`--- ${r.name} (${r.kind}, canary ${r.canary})`);
+    const { plural } = resourceOf(r.router);
+    out.push(`--- ${r.name} (${r.kind}, canary ${r.canary}, over ${plural})`);
     out.push(
       `status: ${JSON.stringify({ phase: st?.phase, message: st?.message, step: st?.currentStepIndex, canaryWeight: st?.canaryWeight, pauseReason: st?.pauseReason, observedGeneration: st?.observedGeneration, conditions: st?.conditions?.map((c) => `${c.type}=${c.status}/${c.reason}`) })}`,
     );
-    out.push('splits:');
-    for (const v of o.recorder.history(r.name))
-      out.push(
-        `  rv ${v.rv} ${v.type} ${v.source} +${v.at - o.runs[0]!.createdAt}ms ${v.backends.map((b) => `${String(b.service)}=${String(b.weight)}`).join(',')}`,
-      );
-    out.push('split writes the API server answered (audit log):');
-    for (const l of auditedWrites(auditLog, o.ns, r.name)) out.push(`  ${l}`);
-    const path = `/namespaces/${o.ns}/trafficsplits/${r.name}`;
+    out.push(`${plural} versions:`);
+    for (const v of historyIn(o, r)) out.push(`  ${showVersion(v, o.runs[0]!.createdAt)}`);
+    out.push(`${plural} writes the API server answered (audit log):`);
+    for (const w of writes.filter((w) => w.router === r.router && w.name === r.name))
+      out.push(`  ${showWrite(w)}`);
+    const path = `/namespaces/${o.ns}/${plural}/${r.name}`;
     const faulted = proxied.filter((p) => p.path.includes(path) && p.method !== 'GET' && p.fault !== 'none');
     out.push(
-      `split writes the fault proxy answered itself: ${faulted.map((p) => `${p.method} #${p.index} ${p.fault}`).join(', ') || 'none'}`,
+      `${plural} writes the fault proxy answered itself: ${faulted.map((p) => `${p.method} #${p.index} ${p.fault}`).join(', ') || 'none'}`,
     );
     const events = await env.events(r.name).catch(() => []);
     out.push(`events: ${events.map((e) => `${e.reason}: ${e.message}`).join(' | ')}`);

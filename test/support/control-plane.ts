@@ -23,7 +23,7 @@ export function sharedControlPlane(): Promise<ControlPlane> {
   return shared;
 }
 
-/** The suite's audit log (JSON lines, Metadata level, one event per finished request). */
+/** The suite's audit log (JSON lines, Metadata level and route writes with their body, one event per finished request). */
 export async function sharedAuditLog(): Promise<string> {
   const cp = await sharedControlPlane();
   if (!cp.auditLog) throw new Error('the shared control plane runs without an audit log');
@@ -41,6 +41,8 @@ export interface AuditEvent {
   user?: { username?: string };
   objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string };
   responseStatus?: { code?: number };
+  /** The request body, where the audit policy's level for the request is Request or above. */
+  requestObject?: unknown;
 }
 
 /** Every complete line of an audit log (the last one may still be being written). */

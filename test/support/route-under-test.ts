@@ -1,5 +1,5 @@
 // The routing object a scenario runs over, SMI TrafficSplit or Gateway API HTTPRoute: how the test reads a
-// version's weights, makes a person's route (Perch's to manage or not), and changes weights by hand.
+// version's weights, makes a person's route (Perch's to manage or not), changes weights by hand, judges a version.
 import type { KubernetesObject } from '@kubernetes/client-node';
 
 export type RouterKind = 'smi' | 'gatewayapi';
@@ -47,6 +47,7 @@ interface BackendRef {
   weight?: number;
 }
 interface Rule {
+  name?: string;
   backendRefs?: BackendRef[];
 }
 
@@ -84,10 +85,14 @@ export function maskedSpec(o: KubernetesObject, services: ReadonlySet<string>): 
 /**
  * A person's HTTPRoute for the mesh (a Service parent, GAMMA) as a platform team writes one: two rules that
  * send to stable (one with a header match and filters of their own, one with the default weight), each
- * listing the versions not live at 0, a rule of another backend, and a Gateway parent beside the Service
- * one. Perch may change only the two weights.
+ * listing the versions not live at 0 (`versions`, web-v2 and web-v3 unless given), a rule of another backend,
+ * and a Gateway parent beside the Service one. Perch may change only the two weights.
  */
-export function personsRoute(name: string, managedBy?: string): RouteObject {
+export function personsRoute(
+  name: string,
+  managedBy?: string,
+  versions: readonly string[] = ['web-v2', 'web-v3'],
+): RouteObject {
   const ref = (service: string, weight?: number) => ({
     name: service,
     port: 80,
@@ -125,8 +130,7 @@ export function personsRoute(name: string, managedBy?: string): RouteObject {
                 },
               ],
             },
-            ref('web-v2', 0),
-            ref('web-v3', 0),
+            ...versions.map((v) => ref(v, 0)),
           ],
         },
         {
@@ -134,7 +138,7 @@ export function personsRoute(name: string, managedBy?: string): RouteObject {
           matches: [{ path: { type: 'PathPrefix', value: '/static' } }],
           backendRefs: [ref('cdn')],
         },
-        { name: 'default', backendRefs: [ref('web-v1'), ref('web-v2', 0), ref('web-v3', 0)] },
+        { name: 'default', backendRefs: [ref('web-v1'), ...versions.map((v) => ref(v, 0))] },
       ],
     },
   };
@@ -205,4 +209,119 @@ export function handEdit(
         : [],
     ),
   );
+}
+
+/** The canary's share of a version's stable and canary weights, as a whole percentage (as backendsOf reads them). */
+export function canaryShareOf(
+  router: RouterKind,
+  o: KubernetesObject,
+  stable: string,
+  canary: string,
+): number {
+  const backends = backendsOf(router, o, stable);
+  const weight = (service: string) => backends.find((b) => b.service === service)?.weight ?? 0;
+  const total = weight(stable) + weight(canary);
+  return total > 0 ? Math.round((100 * weight(canary)) / total) : 0;
+}
+
+export interface RoutedServices {
+  /** The root Service as a TrafficSplit names it (`web.<namespace>.svc.cluster.local`). */
+  root: string;
+  stable: string;
+  canary: string;
+}
+
+/** What is wrong with one version Perch wrote, by SPEC §3's rules for its router; undefined when nothing is. */
+export function versionProblem(
+  router: RouterKind,
+  o: KubernetesObject,
+  s: RoutedServices,
+): string | undefined {
+  return router === 'smi' ? splitProblem(o, s) : httpRouteProblem(o, s);
+}
+
+/** SMI: the root service, only stable and canary, each once at a positive whole weight, 100 in all. */
+function splitProblem(o: KubernetesObject, s: RoutedServices): string | undefined {
+  const spec = (o as { spec?: { service?: unknown; backends?: { service?: unknown; weight?: unknown }[] } })
+    .spec;
+  if (spec?.service !== s.root) return `spec.service is ${JSON.stringify(spec?.service)}, not ${s.root}`;
+  const backends = spec.backends ?? [];
+  const names = backends.map((b) => b.service);
+  if (backends.length === 0) return 'no backends';
+  if (new Set(names).size !== names.length) return `a backend is listed twice: ${names.join(',')}`;
+  for (const b of backends) {
+    if (b.service !== s.stable && b.service !== s.canary)
+      return `backend ${String(b.service)} is neither stable nor canary`;
+    if (typeof b.weight !== 'number' || !Number.isInteger(b.weight) || b.weight <= 0)
+      return `backend ${String(b.service)} has weight ${JSON.stringify(b.weight)}, not a positive whole number`;
+  }
+  const total = backends.reduce((n, b) => n + Number(b.weight), 0);
+  return total === 100 ? undefined : `the weights add up to ${total}`;
+}
+
+/**
+ * HTTPRoute: in every rule routing to stable (the rules Perch chooses by default), the stable and canary
+ * backendRefs carry whole weights 0..100 that add up to 100, and every such rule gives the canary the same.
+ */
+function httpRouteProblem(o: KubernetesObject, s: RoutedServices): string | undefined {
+  const rules = (o as { spec?: { rules?: Rule[] } }).spec?.rules ?? [];
+  const names = (ref: BackendRef, service: string) => isService(ref) && ref.name === service;
+  let share: number | undefined;
+  let chosen = 0;
+  for (const [i, rule] of rules.entries()) {
+    const refs = rule.backendRefs ?? [];
+    if (!refs.some((ref) => names(ref, s.stable))) continue;
+    chosen++;
+    const at = `rule ${rule.name ?? i}`;
+    for (const ref of refs.filter((r) => names(r, s.stable) || names(r, s.canary))) {
+      const w = ref.weight;
+      if (typeof w !== 'number' || !Number.isInteger(w) || w < 0 || w > 100)
+        return `${at}: backendRef ${String(ref.name)} has weight ${JSON.stringify(w)}, not a whole number 0..100`;
+    }
+    const sum = (service: string) =>
+      refs.filter((r) => names(r, service)).reduce((n, r) => n + (r.weight ?? 0), 0);
+    const total = sum(s.stable) + sum(s.canary);
+    if (total !== 100) return `${at}: ${s.stable} and ${s.canary} weigh ${total} together, not 100`;
+    if (share !== undefined && sum(s.canary) !== share)
+      return `${at} gives ${s.canary} ${sum(s.canary)}, an earlier rule ${share}`;
+    share = sum(s.canary);
+  }
+  return chosen > 0 ? undefined : `no rule has a backendRef to ${s.stable}`;
+}
+
+/**
+ * What changed from one version to the next beyond what Perch may change: the stable and canary weights
+ * (an SMI split's backends) and perch.dev/ annotations. Undefined when nothing else did.
+ */
+export function changeBeyondWeights(
+  router: RouterKind,
+  before: KubernetesObject,
+  after: KubernetesObject,
+  services: ReadonlySet<string>,
+): string | undefined {
+  const metadata = (o: KubernetesObject) => {
+    const m = o.metadata ?? {};
+    const annotations = Object.entries(m.annotations ?? {})
+      .filter(([key]) => !key.startsWith('perch.dev/'))
+      .sort(([a], [b]) => a.localeCompare(b));
+    return JSON.stringify({
+      labels: m.labels ?? {},
+      annotations,
+      ownerReferences: m.ownerReferences ?? [],
+      finalizers: m.finalizers ?? [],
+    });
+  };
+  const spec = (o: KubernetesObject) => {
+    if (router === 'gatewayapi') return maskedSpec(o, services);
+    const { backends: _weights, ...rest } = (o as { spec?: Record<string, unknown> }).spec ?? {};
+    return JSON.stringify(rest);
+  };
+  for (const [part, of] of [
+    ['metadata', metadata],
+    ['spec', spec],
+  ] as const) {
+    const [b, a] = [of(before), of(after)];
+    if (b !== a) return `${part} changed: ${b.slice(0, 400)} -> ${a.slice(0, 400)}`;
+  }
+  return undefined;
 }

@@ -22,7 +22,7 @@ export interface ControlPlaneOptions {
   kubeconfig?: string;
   /** kube-apiserver's secure port; default: a free one. */
   port?: number;
-  /** Write the API server's audit log (Metadata level, JSON lines) here. */
+  /** Write the API server's audit log (Metadata level, route writes with their body; JSON lines) here. */
   auditLog?: string;
   /** Put the seeded fault-injecting proxy in front of the API server and point the kubeconfig at it. */
   faults?: FaultSpec | string;

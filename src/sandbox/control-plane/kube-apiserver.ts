@@ -16,10 +16,18 @@ export interface ApiServerConfig {
   auditLog?: string;
 }
 
+// Writes to routing objects keep their request body, so a test can see each carried its precondition.
 const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: ["RequestReceived"]
 rules:
+  - level: Request
+    verbs: ["create", "update", "patch"]
+    resources:
+      - group: split.smi-spec.io
+        resources: ["trafficsplits"]
+      - group: gateway.networking.k8s.io
+        resources: ["httproutes"]
   - level: Metadata
 `;
 
