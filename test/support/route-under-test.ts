@@ -321,7 +321,17 @@ export function changeBeyondWeights(
     ['spec', spec],
   ] as const) {
     const [b, a] = [of(before), of(after)];
-    if (b !== a) return `${part} changed: ${b.slice(0, 400)} -> ${a.slice(0, 400)}`;
+    if (b !== a) return `${part} changed: ${where(b, a)}`;
   }
   return undefined;
+}
+
+/** Where two serialisations part: the text around the first difference in each. */
+function where(before: string, after: string): string {
+  let i = 0;
+  while (i < before.length && before[i] === after[i]) i++;
+  const from = Math.max(0, i - 80);
+  const cut = (s: string) =>
+    `${from > 0 ? '…' : ''}${s.slice(from, i + 120)}${s.length > i + 120 ? '…' : ''}`;
+  return `${cut(before)} -> ${cut(after)}`;
 }
