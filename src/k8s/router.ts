@@ -5,8 +5,9 @@ import {
   setHeaderOptions,
   type CustomObjectsApi,
   type KubernetesObject,
+  type V1OwnerReference,
 } from '@kubernetes/client-node';
-import { ANNOTATIONS, type GatewayApiVersion, type SmiApiVersion } from '../api/v1alpha1.js';
+import { ANNOTATIONS, API_VERSION, type GatewayApiVersion, type SmiApiVersion } from '../api/v1alpha1.js';
 import { apiError, type ApiError } from './api-error.js';
 
 /** Where Perch routes, whichever router: the object, its Services, and the Rollout that owns it. */
@@ -90,6 +91,18 @@ export interface Router<T extends RouteTarget = RouteTarget> {
 
 /** The canary weight Perch wrote last, so a different weight on the object is someone else's. */
 export const CANARY_WEIGHT_ANNOTATION = 'perch.dev/canary-weight';
+
+/** The ownerReference a routing object Perch creates carries: the Rollout, as its controller. */
+export function ownerReferenceTo(rollout: TargetBase['rollout']): V1OwnerReference {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'Rollout',
+    name: rollout.name,
+    uid: rollout.uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
 
 export function ownershipOf(obj: KubernetesObject, rollout: TargetBase['rollout']): Ownership {
   if ((obj.metadata?.ownerReferences ?? []).some((ref) => ref.uid === rollout.uid)) return 'owner';

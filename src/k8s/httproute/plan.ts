@@ -1,9 +1,9 @@
 // What Perch writes to an HTTPRoute: the route it creates, and the JSON Patch that moves only the stable
 // and canary weights of the chosen rules, pinned by `test`s of what was read. Also why a route cannot be written.
-import type { KubernetesObject, V1OwnerReference } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { serviceName } from '../../api/service-name.js';
-import { ANNOTATIONS, API_VERSION } from '../../api/v1alpha1.js';
-import { CANARY_WEIGHT_ANNOTATION, pointer, type HttpRouteTarget } from '../router.js';
+import { ANNOTATIONS } from '../../api/v1alpha1.js';
+import { CANARY_WEIGHT_ANNOTATION, ownerReferenceTo, pointer, type HttpRouteTarget } from '../router.js';
 import {
   chooseRules,
   namesService,
@@ -56,14 +56,7 @@ export function routeProblem(
 /** The route Perch creates: one rule splitting stable/canary, the root Service as parent, owned by the Rollout. */
 export function createdRoute(target: HttpRouteTarget, w: number): KubernetesObject {
   const { stable, canary } = servicesOf(target);
-  const owner: V1OwnerReference = {
-    apiVersion: API_VERSION,
-    kind: 'Rollout',
-    name: target.rollout.name,
-    uid: target.rollout.uid,
-    controller: true,
-    blockOwnerDeletion: true,
-  };
+  const owner = ownerReferenceTo(target.rollout);
   const port = target.stablePort;
   return {
     apiVersion: target.apiVersion,

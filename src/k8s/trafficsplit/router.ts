@@ -6,14 +6,14 @@ import {
   setHeaderOptions,
   type KubeConfig,
   type KubernetesObject,
-  type V1OwnerReference,
 } from '@kubernetes/client-node';
 import { serviceFqdn, serviceName } from '../../api/service-name.js';
-import { ANNOTATIONS, API_VERSION, type SmiApiVersion } from '../../api/v1alpha1.js';
+import { ANNOTATIONS, type SmiApiVersion } from '../../api/v1alpha1.js';
 import { apiError, type ApiError } from '../api-error.js';
 import {
   CANARY_WEIGHT_ANNOTATION,
   notOwned,
+  ownerReferenceTo,
   ownershipOf,
   parseLastWritten,
   releaseOps,
@@ -220,14 +220,7 @@ export class TrafficRouter implements Router<SplitTarget> {
   }
 
   private async create(target: SplitTarget, canaryWeight: number, plan: Plan): Promise<SetWeightsResult> {
-    const owner: V1OwnerReference = {
-      apiVersion: API_VERSION,
-      kind: 'Rollout',
-      name: target.rollout.name,
-      uid: target.rollout.uid,
-      controller: true,
-      blockOwnerDeletion: true,
-    };
+    const owner = ownerReferenceTo(target.rollout);
     const body = {
       apiVersion: target.apiVersion,
       kind: 'TrafficSplit',
