@@ -1,8 +1,9 @@
-// examples/flagger-style and examples/blue-green run to their expected phases under `perch controller`
-// (a child process), as a person would run them: the example applied with kubectl, the sandbox's
-// mesh routing by the TrafficSplit Perch writes, demo backends, load through the mesh, and a real
-// Prometheus scraping the mesh. The Rollout is applied with the demo's --fast intervals (4 s checks).
-// (examples/bookstore runs in test/e2e/demo.test.ts; examples/manual-gate in examples.test.ts.)
+// examples/flagger-style, examples/blue-green and examples/gateway-api-mesh run to their expected phases
+// under `perch controller` (a child process), as a person would run them: the example applied with kubectl,
+// the sandbox's mesh routing by the TrafficSplit Perch writes or by the person's HTTPRoute whose weights
+// Perch writes, demo backends, load through the mesh, and a real Prometheus scraping the mesh. The Rollout
+// is applied with the demo's --fast intervals (4 s checks). (examples/bookstore runs in
+// test/e2e/demo.test.ts; examples/manual-gate and examples/gateway-api-ingress in examples.test.ts.)
 import { CustomObjectsApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import type { Rollout } from '../../src/api/v1alpha1.js';
@@ -20,9 +21,35 @@ import { kubectl, kubectlOk } from '../support/kubectl.js';
 import { ROLLOUT } from '../support/rollout-env.js';
 
 interface SplitSeen {
-  /** "svc=weight,..." as the watch delivered it. */
+  /** "svc=weight,..." as the watch delivered it; for an HTTPRoute, of the rules the Rollout splits. */
   backends: string;
   at: number;
+  /** The routing object as the watch delivered it. */
+  object: KubernetesObject;
+}
+
+interface RouteRule {
+  name?: string;
+  matches?: unknown;
+  filters?: unknown;
+  backendRefs?: { name?: string; weight?: number }[];
+}
+interface HttpRouteShape extends KubernetesObject {
+  spec: { parentRefs?: unknown; hostnames?: unknown; rules: RouteRule[] };
+}
+
+/** "svc=weight,..." of the HTTPRoute rules a Rollout splits (by index or name; default: those naming stable). */
+function splitRules(route: KubernetesObject, rollout: Rollout): string {
+  const rules = (route as HttpRouteShape).spec?.rules ?? [];
+  const chosen = rollout.spec.trafficRouting?.gatewayAPI?.rules;
+  const picked = rules.filter((rule, i) =>
+    chosen
+      ? chosen.some((c) => c === i || c === rule.name)
+      : (rule.backendRefs ?? []).some((b) => b.name === rollout.spec.stableService),
+  );
+  return picked
+    .map((rule) => (rule.backendRefs ?? []).map((b) => `${b.name}=${b.weight ?? 1}`).join(','))
+    .join(' | ');
 }
 
 interface RunOptions {
@@ -38,6 +65,10 @@ interface ExampleRun {
   name: string;
   splits: EventLog<SplitSeen>;
   backends: Map<string, Bookstore>;
+  /** The mesh's endpoint (http://127.0.0.1:PORT) of each Service given load. */
+  endpoints: Map<string, string>;
+  /** The person's HTTPRoute as applied, before the Rollout; undefined for SMI. */
+  applied?: KubernetesObject;
   phase(want: string, timeoutMs?: number): Promise<Rollout>;
   stop(): Promise<void>;
 }
@@ -90,16 +121,34 @@ describe('examples/ run to their expected phase (mesh, load, Prometheus, perch c
     used.add(namespace);
     await deleteNamespace(namespace);
     for (const f of example.setupFiles) await kubectlOk(kubeconfig, ['apply', '-f', f]);
+    // A person's HTTPRoute as applied (defaults filled in), before any Rollout names it.
+    const routeName = example.rollout.spec.trafficRouting?.gatewayAPI?.httpRoute;
+    const applied = routeName
+      ? (JSON.parse(
+          await kubectlOk(kubeconfig, ['-n', namespace, 'get', 'httproute', routeName, '-o', 'json']),
+        ) as KubernetesObject)
+      : undefined;
 
     const backends = new Map<string, Bookstore>();
     const buyers: Bookbuyer[] = [];
     const splits = new EventLog<SplitSeen>();
-    const informer = new Informer<KubernetesObject>(kc, {
-      apiVersion: 'split.smi-spec.io/v1alpha2',
-      kind: 'TrafficSplit',
-      plural: 'trafficsplits',
-      namespace,
-    });
+    const gatewayAPI = example.rollout.spec.trafficRouting?.gatewayAPI;
+    const informer = new Informer<KubernetesObject>(
+      kc,
+      gatewayAPI
+        ? {
+            apiVersion: gatewayAPI.apiVersion ?? 'gateway.networking.k8s.io/v1',
+            kind: 'HTTPRoute',
+            plural: 'httproutes',
+            namespace,
+          }
+        : {
+            apiVersion: 'split.smi-spec.io/v1alpha2',
+            kind: 'TrafficSplit',
+            plural: 'trafficsplits',
+            namespace,
+          },
+    );
     const stop = async () => {
       // Deleted while the controller runs (it releases its perch.dev/traffic finalizer). Not awaited
       // here: the next run of the same example, or after(), waits for it.
@@ -115,6 +164,8 @@ describe('examples/ run to their expected phase (mesh, load, Prometheus, perch c
       name: rollout,
       splits,
       backends,
+      endpoints: new Map(),
+      ...(applied ? { applied } : {}),
       stop,
       phase: (want, timeoutMs = 90_000) =>
         waitFor(
@@ -136,8 +187,11 @@ describe('examples/ run to their expected phase (mesh, load, Prometheus, perch c
     const record = (o: KubernetesObject) => {
       const list = (o as { spec?: { backends?: { service: string; weight: number }[] } }).spec?.backends;
       splits.push({
-        backends: (list ?? []).map((b) => `${b.service}=${b.weight}`).join(','),
+        backends: gatewayAPI
+          ? splitRules(o, example.rollout)
+          : (list ?? []).map((b) => `${b.service}=${b.weight}`).join(','),
         at: Date.now(),
+        object: o,
       });
     };
     informer.onAdd(record).onUpdate(record);
@@ -150,6 +204,7 @@ describe('examples/ run to their expected phase (mesh, load, Prometheus, perch c
     }
     for (const service of opts.load) {
       const endpoint = await mesh.addRoot(namespace, service);
+      run.endpoints.set(service, endpoint.url);
       buyers.push(
         startBookbuyer({
           url: `${endpoint.url}/books-bought`,
@@ -214,5 +269,56 @@ describe('examples/ run to their expected phase (mesh, load, Prometheus, perch c
     expect(failed.status?.message).to.match(/request-success-rate [\d.]+ is below the minimum 99/);
     expect(routings(run)).to.deep.equal(['app-blue=100']);
     expect(run.backends.get('app-green')!.stats().errors).to.be.greaterThan(0);
+  });
+
+  it("gateway-api-mesh: the person's HTTPRoute (Service parent) carries 10, 50, 100 in its rule split; every version keeps their matches, filters, other rule and parents byte-identical", async () => {
+    const run = await runExample('gateway-api-mesh', {
+      backends: { 'bookstore-v1': 0, 'bookstore-v2': 0 },
+      load: ['bookstore'],
+    });
+    const done = await run.phase('Succeeded');
+    expect(routings(run)).to.deep.equal([
+      'bookstore-v1=100',
+      'bookstore-v1=90,bookstore-v2=10',
+      'bookstore-v1=50,bookstore-v2=50',
+      'bookstore-v1=0,bookstore-v2=100',
+    ]);
+    expect(done.status?.canaryWeight).to.equal(100);
+    // The mesh accepted the route (status.parents), and TrafficRouted says so.
+    const routed = done.status?.conditions?.find((c) => c.type === 'TrafficRouted');
+    expect(routed?.message).to.include(
+      'HTTPRoute bookstore: Service/bookstore via perch.dev/sandbox-mesh: Accepted=True, ResolvedRefs=True',
+    );
+
+    // Every version the watch saw, against the route as applied: the person's parts as the API server
+    // serialises them, byte for byte. Perch's part is only the weights in `split` (and v2's ref added).
+    const applied = run.applied as HttpRouteShape;
+    const [pinned, split] = applied.spec.rules;
+    expect(pinned!.name).to.equal('pinned');
+    expect(JSON.stringify(pinned!.matches)).to.equal(
+      '[{"headers":[{"name":"x-bookstore-pin","type":"Exact","value":"v1"}],"path":{"type":"PathPrefix","value":"/"}}]',
+    );
+    for (const seen of run.splits.seen) {
+      const route = seen.object as HttpRouteShape;
+      const at = `version ${route.metadata?.resourceVersion}`;
+      expect(JSON.stringify(route.spec.parentRefs), at).to.equal(JSON.stringify(applied.spec.parentRefs));
+      expect(JSON.stringify(route.spec.hostnames), at).to.equal(JSON.stringify(applied.spec.hostnames));
+      expect(route.spec.rules, at).to.have.length(2);
+      expect(JSON.stringify(route.spec.rules[0]), at).to.equal(JSON.stringify(pinned));
+      const rule = route.spec.rules[1]!;
+      expect(JSON.stringify(rule.matches), at).to.equal(JSON.stringify(split!.matches));
+      expect(JSON.stringify(rule.filters), at).to.equal(JSON.stringify(split!.filters));
+      expect(rule.name, at).to.equal('split');
+    }
+    expect(JSON.stringify(split!.filters)).to.equal(
+      '[{"requestHeaderModifier":{"add":[{"name":"x-bookstore-route","value":"split"}]},"type":"RequestHeaderModifier"}]',
+    );
+
+    // The person's rule still routes: a pinned client reaches bookstore-v1 with bookstore-v2 at 100.
+    const url = `${run.endpoints.get('bookstore')!}/books-bought`;
+    const ask = async (headers: Record<string, string>) =>
+      ((await (await fetch(url, { headers })).json()) as { version: string }).version;
+    expect(await ask({ 'x-bookstore-pin': 'v1' })).to.equal('bookstore-v1');
+    expect(await ask({})).to.equal('bookstore-v2');
   });
 });

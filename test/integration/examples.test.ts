@@ -1,9 +1,12 @@
 // Every examples/<dir> applies cleanly with the real kubectl to the real API server, and the objects
-// it declares exist afterwards; the manual-gate example then runs under `perch controller` to Succeeded.
-// (flagger-style and blue-green, which need traffic and Prometheus, run in examples-run.test.ts.)
+// it declares exist afterwards; manual-gate and gateway-api-ingress (which needs no traffic: the sandbox has
+// no Gateway implementation, so what runs is Perch's weight writing) then run under `perch controller` to
+// Succeeded. (flagger-style, blue-green and gateway-api-mesh, which need traffic and Prometheus, run in
+// examples-run.test.ts.)
 import { expect } from 'chai';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { readExample } from '../../src/sandbox/examples.js';
 import { repoRoot } from '../../src/sandbox/repo.js';
 import { waitFor } from '../../src/sandbox/wait.js';
 import { sharedControlPlane } from '../support/control-plane.js';
@@ -18,6 +21,9 @@ interface Example {
   /** kind/name of every object the example declares, Namespace included. */
   objects: string[];
 }
+
+/** Kinds without a namespace; the example's other objects must all be in its namespace. */
+const CLUSTER_SCOPED = new Set(['Namespace', 'GatewayClass']);
 
 const examples: Example[] = [
   {
@@ -64,6 +70,35 @@ const examples: Example[] = [
     ],
   },
   {
+    dir: 'gateway-api-mesh',
+    namespace: 'gateway-api-mesh',
+    objects: [
+      'Namespace/gateway-api-mesh',
+      'Service/bookstore',
+      'Service/bookstore-v1',
+      'Service/bookstore-v2',
+      'Service/bookstore-v3',
+      'MetricTemplate/osm-request-success-rate',
+      'MetricTemplate/osm-request-duration',
+      'HTTPRoute/bookstore',
+      'Rollout/bookstore',
+    ],
+  },
+  {
+    dir: 'gateway-api-ingress',
+    namespace: 'gateway-api-ingress',
+    objects: [
+      'Namespace/gateway-api-ingress',
+      'GatewayClass/eg',
+      'Gateway/edge',
+      'Service/shop',
+      'Service/shop-v1',
+      'Service/shop-v2',
+      'HTTPRoute/shop',
+      'Rollout/shop',
+    ],
+  },
+  {
     // No Rollout: the shared MetricTemplate catalogue (run against each mesh's series in mesh-templates.test.ts).
     dir: 'metric-templates',
     namespace: 'perch-templates',
@@ -86,6 +121,13 @@ interface Listed {
 /** Deletes the namespace and waits until it is gone, so the next apply starts from nothing. */
 async function deleteNamespace(kubeconfig: string, namespace: string): Promise<void> {
   await kubectl(kubeconfig, ['delete', 'namespace', namespace, '--ignore-not-found', '--timeout=90s']);
+}
+
+/** Deletes what an example declares outside its namespace (a GatewayClass). */
+async function deleteClusterScoped(kubeconfig: string, example: Example): Promise<void> {
+  for (const o of example.objects.filter((o) => o.startsWith('GatewayClass/'))) {
+    await kubectl(kubeconfig, ['delete', o.toLowerCase(), '--ignore-not-found']);
+  }
 }
 
 describe('examples/ (kubectl apply against the sandbox)', function () {
@@ -114,7 +156,7 @@ describe('examples/ (kubectl apply against the sandbox)', function () {
           await kubectlOk(kubeconfig, ['get', '-f', `${dir}/`, '-o', 'json']),
         ) as Listed;
         expect(listed.items.map((o) => `${o.kind}/${o.metadata.name}`)).to.have.members(example.objects);
-        for (const o of listed.items.filter((i) => i.kind !== 'Namespace')) {
+        for (const o of listed.items.filter((i) => !CLUSTER_SCOPED.has(i.kind))) {
           expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).to.equal(example.namespace);
         }
         // Applying again must not start a new run: a Rollout's run restarts when its generation changes.
@@ -128,11 +170,12 @@ describe('examples/ (kubectl apply against the sandbox)', function () {
         expect(generations).to.deep.equal(rollouts.map(() => 1));
       } finally {
         await deleteNamespace(kubeconfig, example.namespace);
+        await deleteClusterScoped(kubeconfig, example);
       }
     });
   }
 
-  describe('manual-gate under perch controller (no Prometheus needed)', () => {
+  describe('manual-gate and gateway-api-ingress under perch controller (no Prometheus needed)', () => {
     let controller: ControllerProcess | undefined;
     const ns = 'manual-gate';
     const get = (jsonpath: string) =>
@@ -145,10 +188,12 @@ describe('examples/ (kubectl apply against the sandbox)', function () {
     after(async () => {
       // Delete while the controller runs: its perch.dev/traffic finalizer must be released by it.
       await deleteNamespace(kubeconfig, ns);
+      await deleteNamespace(kubeconfig, 'gateway-api-ingress');
+      await kubectl(kubeconfig, ['delete', 'gatewayclass', 'eg', '--ignore-not-found']);
       await controller?.stop();
     });
 
-    it('pauses at 20% until perch.dev/resume, then promotes to Succeeded', async () => {
+    it('manual-gate: pauses at 20% until perch.dev/resume, then promotes to Succeeded', async () => {
       await deleteNamespace(kubeconfig, ns);
       await kubectlOk(kubeconfig, ['apply', '-f', `${join(EXAMPLES, 'manual-gate')}/`]);
       const phaseIs = (want: string) => async () =>
@@ -175,5 +220,94 @@ describe('examples/ (kubectl apply against the sandbox)', function () {
       // The one-shot annotation was consumed.
       expect(await get('{.metadata.annotations.perch\\.dev/resume}')).to.equal('');
     });
+
+    it("gateway-api-ingress: the Gateway's HTTPRoute carries 10, 50, then 100 in both rules, the person's matches, filters, hostnames and parentRefs byte-identical", async () => {
+      const ingress = 'gateway-api-ingress';
+      const example = readExample(ingress);
+      await deleteNamespace(kubeconfig, ingress);
+      const k = (...args: string[]) => kubectlOk(kubeconfig, ['-n', ingress, ...args]);
+      // The route as applied, before any Rollout names it (the controller is already running).
+      for (const f of example.setupFiles) await kubectlOk(kubeconfig, ['apply', '-f', f]);
+      const applied = JSON.parse(await k('get', 'httproute', 'shop', '-o', 'json')) as IngressRoute;
+      await kubectlOk(kubeconfig, ['apply', '-f', '-'], JSON.stringify(example.rollout));
+
+      const rollout = (jsonpath: string) => k('get', 'rollout', 'shop', '-o', `jsonpath=${jsonpath}`);
+      const pausedAt = (weight: number) => async () =>
+        (await rollout('{.status.phase} {.status.canaryWeight}')) === `Paused ${weight}` ? true : undefined;
+      // Each rule's backendRefs as name=weight, what a person reads with kubectl.
+      const weights = async () =>
+        (
+          await k(
+            'get',
+            'httproute',
+            'shop',
+            '-o',
+            'jsonpath={range .spec.rules[*]}{.name}:{range .backendRefs[*]} {.name}={.weight}{end};{end}',
+          )
+        )
+          .split(';')
+          .filter(Boolean);
+
+      await waitFor(pausedAt(10), { what: 'Rollout shop Paused at 10', timeoutMs: 30_000 });
+      expect(await rollout('{.status.pauseReason} {.status.step}')).to.equal('PauseStep 2/5');
+      expect(await weights()).to.deep.equal([
+        'legacy-api: shop-v1=90 shop-v2=10',
+        'storefront: shop-v1=90 shop-v2=10',
+      ]);
+      // No Gateway implementation here writes status.parents: TrafficRouted says nobody accepted the route.
+      expect(await rollout('{.status.conditions[?(@.type=="TrafficRouted")].message}')).to.include(
+        'no mesh or gateway has accepted HTTPRoute shop yet',
+      );
+
+      await k('annotate', 'rollout', 'shop', 'perch.dev/resume=true');
+      await waitFor(pausedAt(50), { what: 'Rollout shop Paused at 50', timeoutMs: 30_000 });
+      expect(await weights()).to.deep.equal([
+        'legacy-api: shop-v1=50 shop-v2=50',
+        'storefront: shop-v1=50 shop-v2=50',
+      ]);
+
+      await k('annotate', 'rollout', 'shop', 'perch.dev/resume=true');
+      await waitFor(async () => ((await rollout('{.status.phase}')) === 'Succeeded' ? true : undefined), {
+        what: 'Rollout shop Succeeded',
+        timeoutMs: 30_000,
+      });
+      expect(await weights()).to.deep.equal([
+        'legacy-api: shop-v1=0 shop-v2=100',
+        'storefront: shop-v1=0 shop-v2=100',
+      ]);
+
+      // Everything of the person's, as the API server serialises it, byte for byte.
+      const after = JSON.parse(await k('get', 'httproute', 'shop', '-o', 'json')) as IngressRoute;
+      const persons = (r: IngressRoute) =>
+        JSON.stringify({
+          parentRefs: r.spec.parentRefs,
+          hostnames: r.spec.hostnames,
+          rules: r.spec.rules.map((rule) => ({
+            name: rule.name,
+            matches: rule.matches,
+            filters: rule.filters,
+            // The ref the person wrote, its weight aside: Perch writes only that.
+            stable: { ...rule.backendRefs[0], weight: undefined },
+          })),
+        });
+      expect(persons(after)).to.equal(persons(applied));
+      expect(after.spec.rules.map((r) => r.matches)).to.deep.equal(applied.spec.rules.map((r) => r.matches));
+      expect(JSON.stringify(after.spec.rules[0]!.filters)).to.equal(
+        '[{"type":"URLRewrite","urlRewrite":{"path":{"replacePrefixMatch":"/api","type":"ReplacePrefixMatch"}}}]',
+      );
+      // The canary's ref Perch added: the stable one's port, in the same rule, and nothing else.
+      expect(after.spec.rules.map((r) => r.backendRefs[1])).to.deep.equal([
+        { group: '', kind: 'Service', name: 'shop-v2', port: 8080, weight: 100 },
+        { group: '', kind: 'Service', name: 'shop-v2', port: 8080, weight: 100 },
+      ]);
+    });
   });
 });
+
+interface IngressRoute {
+  spec: {
+    parentRefs: unknown;
+    hostnames: unknown;
+    rules: { name: string; matches: unknown; filters: unknown; backendRefs: Record<string, unknown>[] }[];
+  };
+}
