@@ -1,12 +1,12 @@
-// `perch demo [--fast]`: the whole story on one machine. A healthy canary (v2) is promoted, then a faulty
-// one (v3) rolled back, with live progress; exits 0 only when both end as expected.
+// `perch demo [--fast] [--router smi|gatewayapi]`: the whole story on one machine. A healthy canary (v2) is
+// promoted, then a faulty one (v3) rolled back, with live progress; exits 0 only when both end as expected.
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Rollout } from '../api/v1alpha1.js';
 import { Informer } from '../k8s/informer.js';
 import { assertSandboxKubeconfigPath, prepareBinaries } from '../sandbox/control-plane/index.js';
-import { NAMESPACE, ROLLOUT_NAME, startDemoStack, type DemoStack } from '../sandbox/demo/stack.js';
+import { DEMO_ROUTERS, startDemoStack, type DemoRouter, type DemoStack } from '../sandbox/demo/stack.js';
 import { giveUpAfter } from '../sandbox/demo/budget.js';
 import {
   heldByPerson,
@@ -14,6 +14,8 @@ import {
   loadLine,
   observe,
   Redrawer,
+  RoutingLog,
+  routingLine,
   summaryTable,
   TransitionLog,
   type RunState,
@@ -24,10 +26,13 @@ import { UsageError } from './usage-error.js';
 export const DEFAULT_DEMO_KUBECONFIG = join(tmpdir(), 'perch-demo.kubeconfig');
 
 export const DEMO_USAGE = `usage:
-  perch demo [--fast] [--stay] [--kubeconfig FILE]
+  perch demo [--fast] [--router smi|gatewayapi] [--stay] [--kubeconfig FILE]
       Starts the sandbox, the bookstore backends, a mesh, load, Prometheus and the controller on this
       machine, promotes a healthy canary (v2) and rolls back a faulty one (v3), showing the progress.
       --fast             short analysis intervals and 1 s scrapes (about a minute once the binaries are built)
+      --router R         what Perch writes the weights to: smi (default; an SMI TrafficSplit, examples/bookstore)
+                         or gatewayapi (a person's Gateway API HTTPRoute with a Service parent, handed to Perch
+                         by perch.dev/managed-by: examples/gateway-api-mesh)
       --stay             keep everything running after the summary, for kubectl, until Ctrl-C
       --kubeconfig FILE  where to copy the sandbox's admin kubeconfig for kubectl, removed on exit
                          (default ${DEFAULT_DEMO_KUBECONFIG}); an existing kubeconfig of yours is never
@@ -37,14 +42,28 @@ export const DEMO_USAGE = `usage:
 
 const TERMINAL = new Set(['Succeeded', 'Failed', 'Aborted']);
 
-function parseFlags(argv: string[]) {
+export interface DemoFlags {
+  fast: boolean;
+  stay: boolean;
+  /** Given by hand; undefined: the default path. */
+  kubeconfig?: string;
+  router: DemoRouter;
+  help: boolean;
+}
+
+const isRouter = (value: string): value is DemoRouter => (DEMO_ROUTERS as readonly string[]).includes(value);
+
+/** The demo's flags; a flag it does not know, or a router it has not, is a UsageError naming it. */
+export function parseDemoFlags(argv: string[]): DemoFlags {
+  let values;
   try {
-    return parseArgs({
+    values = parseArgs({
       args: argv,
       options: {
         fast: { type: 'boolean' },
         stay: { type: 'boolean' },
         kubeconfig: { type: 'string' },
+        router: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -53,6 +72,20 @@ function parseFlags(argv: string[]) {
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n${DEMO_USAGE}`);
   }
+  const router = values.router ?? 'smi';
+  if (!isRouter(router)) {
+    throw new UsageError(
+      `--router ${JSON.stringify(router)}: not a router of the demo; use smi (an SMI TrafficSplit, the default) ` +
+        'or gatewayapi (a Gateway API HTTPRoute)',
+    );
+  }
+  return {
+    fast: values.fast ?? false,
+    stay: values.stay ?? false,
+    ...(values.kubeconfig !== undefined ? { kubeconfig: values.kubeconfig } : {}),
+    router,
+    help: values.help ?? false,
+  };
 }
 
 const progress = (line: string) => process.stderr.write(`perch demo: ${line}\n`);
@@ -61,12 +94,12 @@ const say = (line = '') => process.stdout.write(`${line}\n`);
 class Interrupted extends Error {}
 
 export async function demoCommand(argv: string[]): Promise<number> {
-  const values = parseFlags(argv);
+  const values = parseDemoFlags(argv);
   if (values.help) {
     say(DEMO_USAGE);
     return 0;
   }
-  const fast = values.fast ?? false;
+  const fast = values.fast;
   const kubeconfig = resolve(values.kubeconfig ?? DEFAULT_DEMO_KUBECONFIG);
   // A path given by hand that would overwrite someone's kubeconfig is a mistake to say at once; the
   // default path is just skipped then (the demo prints the sandbox's own kubeconfig instead).
@@ -126,20 +159,19 @@ export async function demoCommand(argv: string[]): Promise<number> {
   try {
     stack = await startDemoStack({
       fast,
+      router: values.router,
       kubeconfig,
       progress,
       signal: abort.signal,
     });
     throwIfAborted(abort.signal);
     const kc = stack.userKubeconfig;
+    const k = `KUBECONFIG=${kc} kubectl -n ${stack.namespace}`;
     say(`kubeconfig: ${kc}`);
-    say(`watch:  KUBECONFIG=${kc} kubectl -n ${NAMESPACE} get prl -w`);
-    say(
-      `pause:  KUBECONFIG=${kc} kubectl -n ${NAMESPACE} annotate rollout ${ROLLOUT_NAME} perch.dev/paused=true`,
-    );
-    say(
-      `resume: KUBECONFIG=${kc} kubectl -n ${NAMESPACE} annotate rollout ${ROLLOUT_NAME} perch.dev/paused-`,
-    );
+    say(`watch:  ${k} get prl -w`);
+    say(`route:  ${k} get ${stack.routeObject} -o yaml`);
+    say(`pause:  ${k} annotate rollout ${stack.rolloutName} perch.dev/paused=true`);
+    say(`resume: ${k} annotate rollout ${stack.rolloutName} perch.dev/paused-`);
     say(`controller log: ${stack.controllerLog}`);
     say(
       `prometheus: ${stack.prometheusUrl} (the queries the checks make: osm_request_total, osm_request_duration_ms)`,
@@ -148,6 +180,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
 
     ok = await runBoth(stack, runs, abort.signal);
     stopBudget();
+    if (ok) ok = await routeKeptAsWritten(stack);
     if (values.stay && !abort.signal.aborted) {
       summarise();
       say();
@@ -188,23 +221,56 @@ function throwIfAborted(signal: AbortSignal): void {
   if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason));
 }
 
+/**
+ * Gateway API: the person's HTTPRoute after both runs differs from what was applied only in Perch's part
+ * (the weights, and canary backendRefs added), which the demo says; anything else fails it.
+ */
+async function routeKeptAsWritten(stack: DemoStack): Promise<boolean> {
+  const changes = await stack.routeChangesBeyondWeights();
+  if (changes === undefined) return true;
+  if (changes.length > 0) {
+    say(`${stack.routeObject}: changed beyond the weights: ${changes.join('; ')}`);
+    return false;
+  }
+  say(
+    `${stack.routeObject}: Perch changed only weights (and added the canaries' backendRefs); ` +
+      'your matches, filters, other rules and parentRefs are as you applied them',
+  );
+  return true;
+}
+
 async function runBoth(stack: DemoStack, runs: RunState[], signal: AbortSignal): Promise<boolean> {
   const tty = process.stdout.isTTY === true;
+  const { namespace, rolloutName } = stack;
   const informer = new Informer<Rollout>(stack.cp.kubeConfig(), {
     apiVersion: 'perch.dev/v1alpha1',
     kind: 'Rollout',
     plural: 'rollouts',
-    namespace: NAMESPACE,
+    namespace,
   });
   const transitions = new TransitionLog();
+  const routings = new RoutingLog();
   const redraw = new Redrawer((text) => process.stdout.write(text));
   const draw = () => {
     if (!tty) return;
-    redraw.draw([...runs.map((s) => liveLine(s)), loadLine(stack.bookbuyer.stats())]);
+    redraw.draw([
+      ...runs.map((s) => liveLine(s)),
+      routingLine(stack.routing()),
+      loadLine(stack.bookbuyer.stats()),
+    ]);
   };
   let current: { state: RunState; generation: number; done: (phase: string) => void } | undefined;
+  // Off a terminal, a line each time the weights the mesh routes by change, under the run that moved them
+  // (the last one, for a change the mesh applies just after the run's end was seen).
+  const printRouting = () => {
+    const run = current?.state ?? runs.at(-1);
+    if (tty || !run) return;
+    const line = routings.line(stack.routing(), run);
+    if (line) say(line);
+  };
+  const stopRouting = stack.onRoutingChange(printRouting);
   const onRollout = (r: Rollout) => {
-    if (r.metadata?.name !== ROLLOUT_NAME || !current) return;
+    if (r.metadata?.name !== rolloutName || !current) return;
     observe(current.state, r, current.generation);
     if (!tty) {
       const line = transitions.line(current.state);
@@ -230,8 +296,9 @@ async function runBoth(stack: DemoStack, runs: RunState[], signal: AbortSignal):
       if (signal.aborted) onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
     });
-    const cached = informer.get(ROLLOUT_NAME, NAMESPACE);
+    const cached = informer.get(rolloutName, namespace);
     if (cached) onRollout(cached);
+    printRouting();
     try {
       return await finished;
     } finally {
@@ -270,10 +337,10 @@ async function runBoth(stack: DemoStack, runs: RunState[], signal: AbortSignal):
       const patch = { spec: { stableService: 'bookstore-v2', canaryService: 'bookstore-v3' } };
       const out = await stack.kubectl([
         '-n',
-        NAMESPACE,
+        namespace,
         'patch',
         'rollout',
-        ROLLOUT_NAME,
+        rolloutName,
         '--type',
         'merge',
         '-p',
@@ -285,6 +352,7 @@ async function runBoth(stack: DemoStack, runs: RunState[], signal: AbortSignal):
     });
     return v3Phase === 'Failed';
   } finally {
+    stopRouting();
     if (ticker) clearInterval(ticker);
     draw();
     redraw.release();

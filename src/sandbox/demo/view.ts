@@ -63,6 +63,28 @@ export function liveLine(s: RunState, now = Date.now()): string {
   );
 }
 
+/** The weights the mesh routes the root Service by now: the routing object, and each of its rules. */
+export interface RoutingSeen {
+  kind: 'TrafficSplit' | 'HTTPRoute';
+  /** The object's name (the names, when several HTTPRoutes attach to the root). */
+  name: string;
+  /** A TrafficSplit has one; an HTTPRoute one per rule, every rule shown (the person's too). */
+  rules: { name?: string; backends: { service: string; weight: number }[] }[];
+}
+
+/**
+ * One line for the routing object: "route: TrafficSplit bookstore-split bookstore-v1=90 bookstore-v2=10", or
+ * "route: HTTPRoute bookstore pinned: bookstore-v1=1 | split: bookstore-v1=90 bookstore-v2=10".
+ */
+export function routingLine(r: RoutingSeen | undefined): string {
+  if (!r) return 'route: nothing routes the root Service yet';
+  const weights = (rule: RoutingSeen['rules'][number] | undefined) =>
+    (rule?.backends ?? []).map((b) => `${b.service}=${b.weight}`).join(' ') || 'no backend';
+  if (r.kind === 'TrafficSplit') return `route: TrafficSplit ${r.name} ${weights(r.rules[0])}`;
+  const rules = r.rules.map((rule, i) => `${rule.name ?? `rule ${i}`}: ${weights(rule)}`);
+  return `route: HTTPRoute ${r.name} ${rules.join(' | ')}`;
+}
+
 /** The plain line for a transition; undefined when phase, weight and step are as last printed. */
 export class TransitionLog {
   private readonly last = new Map<string, string>();
@@ -76,6 +98,22 @@ export class TransitionLog {
       `[${t}] ${s.run} ${s.canary}: phase=${phaseText(s)} weight=${s.weight ?? 0} step=${s.step ?? '-'} ` +
       `success=${rate(s.successRate)}`
     );
+  }
+}
+
+/** The plain line for a change of the routing; undefined when it reads as last printed. */
+export class RoutingLog {
+  private last: string | undefined;
+
+  line(
+    routing: RoutingSeen | undefined,
+    run: Pick<RunState, 'run' | 'startedAt'>,
+    now = Date.now(),
+  ): string | undefined {
+    const text = routingLine(routing);
+    if (text === this.last) return undefined;
+    this.last = text;
+    return `[${seconds(now - run.startedAt).padStart(6)}] ${run.run} ${text}`;
   }
 }
 
