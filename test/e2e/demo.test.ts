@@ -1,7 +1,8 @@
 // `perch demo --fast` with stdout a pipe (plain lines): a person, with kubectl and the kubeconfig the
 // demo wrote, pauses the rollout mid-run and resumes it; v2 is promoted, v3 rolled back, and with
 // --stay the demo keeps running after its summary until Ctrl-C, then exits 0 leaving no process and no
-// data folder. Also Ctrl-C (SIGINT) mid-run: it stops everything and exits 130. (The demo ending by
+// data folder. Also Ctrl-C (SIGINT) mid-run: it stops everything and exits 130; and `--router gatewayapi`:
+// the same story over a person's HTTPRoute, ending by itself with exit 0. (The default demo ending by
 // itself with exit 0, on a terminal, is test/e2e/demo-terminal.test.ts.)
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -225,6 +226,51 @@ describe('perch demo --fast (CLI)', function () {
     const exit = await run.exited;
     expect(exit, `stderr:\n${run.stderr()}`).to.deep.equal({ code: 0, signal: null });
     expect(run.stdout()).to.match(/^demo passed/m);
+    expect(existsSync(kubeconfig), 'the kubeconfig is removed on exit').to.equal(false);
+    expectNothingLeft(run);
+  });
+
+  it("--router gatewayapi: v2 promoted and v3 rolled back over the person's HTTPRoute, whose own rule and filters stay; exit 0", async () => {
+    const kubeconfig = join(home, 'gatewayapi.kubeconfig');
+    const run = startDemo(['--fast', '--router', 'gatewayapi', '--kubeconfig', kubeconfig]);
+    const exit = await run.exited;
+    expect(exit, `stdout:\n${run.stdout()}\nstderr:\n${run.stderr()}`).to.deep.equal({
+      code: 0,
+      signal: null,
+    });
+    const out = run.stdout();
+    expect(out).not.to.include('\x1b[');
+    expect(out).to.include(
+      `route:  KUBECONFIG=${kubeconfig} kubectl -n gateway-api-mesh get httproute bookstore -o yaml\n`,
+    );
+    expect(run.stderr()).to.include('starting the mesh (routes the root Service bookstore by its HTTPRoute)');
+    // The HTTPRoute's weights as the mesh routes by them, at each step: only the rule `split` moves, the
+    // person's rule `pinned` reads as applied throughout.
+    const route = (split: string) =>
+      new RegExp(
+        `^\\[ *[\\d.]+s\\] v\\d route: HTTPRoute bookstore pinned: bookstore-v1=1 \\| split: ${split}$`,
+        'm',
+      );
+    for (const split of [
+      'bookstore-v1=100',
+      'bookstore-v1=90 bookstore-v2=10',
+      'bookstore-v1=50 bookstore-v2=50',
+      'bookstore-v1=0 bookstore-v2=100',
+      'bookstore-v1=0 bookstore-v2=90 bookstore-v3=10',
+      'bookstore-v1=0 bookstore-v2=100 bookstore-v3=0',
+    ]) {
+      expect(out).to.match(route(split));
+    }
+    expect(out).not.to.match(/ route: .*pinned: (?!bookstore-v1=1 \|)/);
+    expect(out).to.match(/^\[ *[\d.]+s\] v2 bookstore-v2: phase=Succeeded weight=100 /m);
+    expect(out).to.match(/^\[ *[\d.]+s\] v3 bookstore-v3: phase=Failed weight=0 /m);
+    expect(out).to.match(/^v2 +bookstore-v2 +Succeeded +Succeeded +[\d.]+s +ok$/m);
+    expect(out).to.match(/^v3 +bookstore-v3 +Failed +Failed +[\d.]+s +ok$/m);
+    // The route read back after both runs, against the route as applied.
+    expect(out).to.match(
+      /^httproute bookstore: Perch changed only weights \(and added the canaries' backendRefs\); your matches, filters, other rules and parentRefs are as you applied them$/m,
+    );
+    expect(out).to.match(/^demo passed: v2 promoted, v3 rolled back$/m);
     expect(existsSync(kubeconfig), 'the kubeconfig is removed on exit').to.equal(false);
     expectNothingLeft(run);
   });
