@@ -261,9 +261,11 @@ async function runBoth(stack: DemoStack, runs: RunState[], signal: AbortSignal):
   };
   let current: { state: RunState; generation: number; done: (phase: string) => void } | undefined;
   // Off a terminal, a line each time the weights the mesh routes by change, under the run that moved them
-  // (the last one, for a change the mesh applies just after the run's end was seen).
+  // (the one just ended, for a change the mesh applies after the run's end was seen; a run about to start
+  // prints the routing it starts from once its clock starts).
   const printRouting = () => {
-    const run = current?.state ?? runs.at(-1);
+    const last = runs.at(-1);
+    const run = current?.state ?? (last?.endedAt !== undefined ? last : undefined);
     if (tty || !run) return;
     const line = routings.line(stack.routing(), run);
     if (line) say(line);
