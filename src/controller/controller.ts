@@ -8,6 +8,7 @@ import { LeaderElector } from '../k8s/leader-election.js';
 import { countKubeRequests } from '../k8s/request-metrics.js';
 import type { RouteResource, RouteTarget } from '../k8s/router.js';
 import { Routers } from '../k8s/routers.js';
+import { serviceSkeleton, withoutBookkeeping } from '../k8s/slim.js';
 import { KubeActuator, WriteError } from './actuator.js';
 import { CheckRounds } from './check-rounds.js';
 import { CheckRunner } from './checks.js';
@@ -85,13 +86,23 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
   const informerOpts = {
     onError: (err: unknown, retryInMs: number) => log.warn('watch failed; retrying', { err, retryInMs }),
   };
-  const rollouts = new Informer<Rollout>(kc, { ...ROLLOUTS, namespace: ns }, informerOpts);
-  const services = new Informer<V1Service>(kc, { ...SERVICES, namespace: ns }, informerOpts);
-  const templates = new Informer<MetricTemplate>(kc, { ...TEMPLATES, namespace: ns }, informerOpts);
+  // The caches keep what reconciles read: no managedFields or last-applied copies, Services as skeletons.
+  const rollouts = new Informer<Rollout>(
+    kc,
+    { ...ROLLOUTS, namespace: ns },
+    { ...informerOpts, transform: withoutBookkeeping },
+  );
+  const services = new Informer<V1Service>(
+    kc,
+    { ...SERVICES, namespace: ns },
+    { ...informerOpts, transform: serviceSkeleton },
+  );
+  const templateOpts = { ...informerOpts, transform: withoutBookkeeping<MetricTemplate> };
+  const templates = new Informer<MetricTemplate>(kc, { ...TEMPLATES, namespace: ns }, templateOpts);
   // A watch of one namespace does not see the --template-namespace catalogue: it gets a cache of its own.
   const catalogue =
     ns !== undefined && opts.templateNamespace !== undefined && opts.templateNamespace !== ns
-      ? new Informer<MetricTemplate>(kc, { ...TEMPLATES, namespace: opts.templateNamespace }, informerOpts)
+      ? new Informer<MetricTemplate>(kc, { ...TEMPLATES, namespace: opts.templateNamespace }, templateOpts)
       : undefined;
   const templatesOf = (namespace: string) =>
     catalogue && namespace === opts.templateNamespace ? catalogue : templates;
@@ -124,6 +135,7 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
         kc,
         { ...resource, namespace: ns },
         {
+          transform: withoutBookkeeping,
           onError: (err: unknown, retryInMs: number) => {
             // A version the cluster does not serve is reported on its Rollouts, not logged as a failure.
             if (informer?.state() !== 'notServed') informerOpts.onError(err, retryInMs);

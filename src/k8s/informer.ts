@@ -24,12 +24,39 @@ export interface ResourceRef {
   labelSelector?: string;
 }
 
-export interface InformerOptions {
+export interface InformerOptions<T extends KubernetesObject = KubernetesObject> {
   /** First delay after an error; doubles per consecutive error up to maxBackoffMs. */
   initialBackoffMs?: number;
   maxBackoffMs?: number;
   /** Told about each error before the restart is scheduled (logging, metrics). */
   onError?: (err: unknown, retryInMs: number) => void;
+  /**
+   * What the cache keeps of each object, applied to listed and watched objects before they are stored or
+   * handed to handlers (src/k8s/slim.ts). It must keep metadata's name, namespace and resourceVersion.
+   */
+  transform?: (obj: T) => T;
+}
+
+/** client-node's Watch, handing ListWatch each watched object through `transform` first. */
+class TransformingWatch<T extends KubernetesObject> extends Watch {
+  constructor(
+    kc: KubeConfig,
+    private readonly transform: (obj: T) => T,
+  ) {
+    super(kc);
+  }
+
+  override watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
+    done: (err: unknown) => void,
+  ): Promise<AbortController> {
+    // ERROR carries a Status and BOOKMARK only a resourceVersion: neither is an object of the resource.
+    const each = (phase: string, obj: unknown, watchObj?: unknown) =>
+      callback(phase, phase === 'ERROR' || phase === 'BOOKMARK' ? obj : this.transform(obj as T), watchObj);
+    return super.watch(path, queryParams, each, done);
+  }
 }
 
 export interface InformerStats {
@@ -73,7 +100,7 @@ export class Informer<T extends KubernetesObject> {
   constructor(
     kc: KubeConfig,
     ref: ResourceRef,
-    private readonly opts: InformerOptions = {},
+    private readonly opts: InformerOptions<T> = {},
   ) {
     this.initialBackoffMs = opts.initialBackoffMs ?? 200;
     this.maxBackoffMs = opts.maxBackoffMs ?? 10_000;
@@ -101,6 +128,7 @@ export class Informer<T extends KubernetesObject> {
         throw err;
       }
       this.consecutiveErrors = 0;
+      if (opts.transform) result.items = result.items.map(opts.transform);
       // ListWatch fills its cache after this promise settles; setImmediate runs after that, so whoever
       // hears "served" (or awaits start()) reads a filled cache.
       setImmediate(() => {
@@ -109,7 +137,8 @@ export class Informer<T extends KubernetesObject> {
       });
       return result;
     };
-    this.listWatch = new ListWatch<T>(resourcePath(ref), new Watch(kc), list, false, ref.labelSelector);
+    const watch = opts.transform ? new TransformingWatch<T>(kc, opts.transform) : new Watch(kc);
+    this.listWatch = new ListWatch<T>(resourcePath(ref), watch, list, false, ref.labelSelector);
     this.listWatch.on(ERROR, (err) => this.scheduleRestart(err));
     const healthy = () => (this.consecutiveErrors = 0);
     this.listWatch.on(ADD, healthy);

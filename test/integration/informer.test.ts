@@ -9,6 +9,7 @@ import {
 import { expect } from 'chai';
 import { request } from 'node:https';
 import { Informer } from '../../src/k8s/informer.js';
+import { withoutBookkeeping } from '../../src/k8s/slim.js';
 import { waitFor } from '../../src/sandbox/wait.js';
 import type { ControlPlane } from '../../src/sandbox/control-plane/index.js';
 import { advanceRevision, compact } from '../../src/sandbox/control-plane/etcd-admin.js';
@@ -84,6 +85,33 @@ describe('informer against the real API server', function () {
     await log.find(is('delete', 'web'));
     expect(informer.get('web', ns)).to.equal(undefined);
     expect(informer.stats.lists).to.equal(1);
+  });
+
+  it('keeps what its transform leaves, for listed and watched objects alike (no managedFields cached)', async () => {
+    const ns = await testNamespace(kc, 'informer-transform');
+    const splits = splitClient(kc);
+    await splits.create(trafficSplit(ns, 'listed', 0));
+    const informer = new Informer<TrafficSplit>(
+      kc,
+      { ...TS_REF, namespace: ns },
+      { transform: withoutBookkeeping },
+    );
+    informers.push(informer);
+    const handed = new EventLog<TrafficSplit>();
+    informer.onAdd(handed.push).onUpdate(handed.push);
+    await informer.start();
+    await splits.create(trafficSplit(ns, 'watched', 0));
+    await splits.setCanary(ns, 'watched', 20);
+    await handed.find((t) => t.metadata?.name === 'watched' && canaryWeight(t) === 20);
+    // The API server keeps managedFields on every object; the cache and the handlers never see them.
+    const server = await splits.get(ns, 'watched');
+    expect(server.metadata?.managedFields ?? []).to.not.deep.equal([]);
+    for (const name of ['listed', 'watched']) {
+      const cached = informer.get(name, ns);
+      expect(cached?.metadata?.resourceVersion, name).to.be.a('string');
+      expect(cached?.metadata, name).to.not.have.property('managedFields');
+    }
+    expect(handed.seen.filter((t) => t.metadata?.managedFields !== undefined)).to.deep.equal([]);
   });
 
   it('resumes from its resourceVersion when the fault proxy cuts the watch, losing no event', async () => {
