@@ -274,8 +274,25 @@ export class RolloutEnv {
     return this.rollouts.find((r) => r.metadata?.name === name && match(r), timeoutMs, `${name}: ${what}`);
   }
 
-  phase(name: string, phase: string, timeoutMs?: number): Promise<Rollout> {
-    return this.until(name, (r) => r.status?.phase === phase, `phase ${phase}`, timeoutMs);
+  /**
+   * The first version of the Rollout in `phase`. When that version says its traffic is routed, this also
+   * waits for the route's own watch to show that weight: the two watches deliver independently, and a
+   * test reading weights() right after a phase must not race the route's event.
+   */
+  async phase(name: string, phase: string, timeoutMs?: number): Promise<Rollout> {
+    const r = await this.until(name, (x) => x.status?.phase === phase, `phase ${phase}`, timeoutMs);
+    const routed = r.status?.conditions?.find((c) => c.type === 'TrafficRouted')?.status === 'True';
+    const [kind, route] = (r.status?.runTarget?.route ?? '').split('/');
+    const weight = r.status?.canaryWeight;
+    if (routed && route && kind === resourceOf(this.router).kind && weight !== undefined) {
+      const last = () => this.splits.seen.filter((v) => v.name === route && v.type !== 'delete').at(-1);
+      await waitFor(async () => (last()?.canary === weight ? true : undefined), {
+        what: `${route}: the route's watch at canary ${weight}`,
+        timeoutMs: 10_000,
+        intervalMs: 50,
+      });
+    }
+    return r;
   }
 
   /** The distinct consecutive canary weights the TrafficSplit `name` went through. */
