@@ -1,8 +1,10 @@
 // Every API request the controller makes, whoever makes it: the user agent `perch-controller/<version>`,
-// a timeout on every request but watches, and (under leader election) no write unless this process leads.
+// a timeout, one keep-alive pool and a rate limit on all but watches, and (under leader election) no write unless it leads.
 import type { KubeConfig, RequestContext } from '@kubernetes/client-node';
 import { readFileSync } from 'node:fs';
 import { repoRoot } from '../sandbox/repo.js';
+import { PooledAgent } from './api-agent.js';
+import { DEFAULT_RATE_LIMIT, TokenBucket, type RateLimit } from './rate-limiter.js';
 
 /** How long a request other than a watch may take, answer included, unless told otherwise. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
@@ -29,6 +31,11 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   /** Writes other than to Leases are refused while it answers a reason. Default: none. */
   writeFence?: WriteFence;
+  /**
+   * Client-side limit on requests other than watches and Lease requests, waited for before the timeout
+   * starts. Default: DEFAULT_RATE_LIMIT.
+   */
+  rateLimit?: RateLimit;
 }
 
 /** A write refused by the fence: it never left this process. */
@@ -40,11 +47,16 @@ interface Settings {
   userAgent: string;
   requestTimeoutMs: number;
   writeFence: WriteFence | undefined;
+  bucket: TokenBucket;
 }
 
 const configured = new WeakMap<KubeConfig, Settings>();
 const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
-/** Leader election writes its Lease whether or not it leads: that is how it comes to lead. */
+/**
+ * Leader election writes its Lease whether or not it leads: that is how it comes to lead. Nor do its
+ * requests wait for the rate limit: one every retry period, and a renewal stuck behind a burst of writes
+ * would cost the lead (controller-runtime gives leader election a client of its own for this).
+ */
 const LEASES = '/apis/coordination.k8s.io/';
 
 /**
@@ -61,14 +73,17 @@ export function configureClient(kc: KubeConfig, opts: ClientOptions = {}): KubeC
     if (opts.userAgent !== undefined) existing.userAgent = opts.userAgent;
     if (timeout !== undefined) existing.requestTimeoutMs = timeout;
     if ('writeFence' in opts) existing.writeFence = opts.writeFence;
+    if (opts.rateLimit) existing.bucket = new TokenBucket(opts.rateLimit);
     return kc;
   }
   const settings: Settings = {
     userAgent: opts.userAgent ?? userAgent(),
     requestTimeoutMs: timeout ?? DEFAULT_REQUEST_TIMEOUT_MS,
     writeFence: opts.writeFence,
+    bucket: new TokenBucket(opts.rateLimit ?? DEFAULT_RATE_LIMIT),
   };
   configured.set(kc, settings);
+  const pool = new PooledAgent();
 
   // The generated API clients (makeApiClient, KubernetesObjectApi) call this for every request,
   // just before their middleware and the send.
@@ -76,17 +91,23 @@ export function configureClient(kc: KubeConfig, opts: ClientOptions = {}): KubeC
   kc.applySecurityAuthentication = async (context: RequestContext) => {
     await authenticate(context);
     context.setHeaderParam('User-Agent', settings.userAgent);
-    const signal = AbortSignal.timeout(settings.requestTimeoutMs);
+    const pooled = pool.instead(context.getAgent());
+    if (pooled) context.setAgent(pooled);
+    const path = new URL(context.getUrl()).pathname;
+    const lease = path.startsWith(LEASES);
     const given = context.getSignal();
+    // In line first, then on the clock: the timeout is for the API server's answer, not for our own queue.
+    if (!lease) await settings.bucket.take(given);
+    const signal = AbortSignal.timeout(settings.requestTimeoutMs);
     context.setSignal(given ? AbortSignal.any([given, signal]) : signal);
     const method = context.getHttpMethod().toString();
     if (!READS.has(method) && settings.writeFence) {
-      const path = new URL(context.getUrl()).pathname;
-      const refused = path.startsWith(LEASES) ? undefined : settings.writeFence();
+      const refused = lease ? undefined : settings.writeFence();
       if (refused) throw new FencedWriteError(`${method} ${path} not sent: ${refused}`);
     }
   };
-  // Watch asks for fetch options; it sets its own abort signal, and a watch stays open on purpose.
+  // Watch asks for fetch options; it sets its own abort signal, and a watch stays open on purpose: it
+  // keeps the connection client-node makes for it, so a long stream never holds one of the pool's.
   const fetchOptions = kc.applyToFetchOptions.bind(kc);
   kc.applyToFetchOptions = async (o) => {
     const init = await fetchOptions(o);
