@@ -1,5 +1,7 @@
 // The Prometheus HTTP API's instant query (POST /api/v1/query): one request, a typed answer or a typed error.
 // No retries and no verdicts here. An error's message never quotes the server's body: it reaches status.
+import type { Agent } from 'node:http';
+import { agentFetch, prometheusAgent, type PrometheusFetch } from './prometheus-transport.js';
 
 /** [unix seconds, value]; Prometheus sends values as strings ("0.5", "NaN", "+Inf"). */
 export type SamplePair = [number, string];
@@ -59,8 +61,13 @@ export interface PrometheusClientOptions {
   timeoutMs?: number;
   /** Called once per query with its outcome, so the controller can count them. */
   onOutcome?: (outcome: QueryOutcome) => void;
+  /**
+   * The connection pool, shared by every client of the same Prometheus (prometheusAgent); default: one
+   * of this client's own.
+   */
+  agent?: Agent;
   /** Injected in tests that need a failure no real socket gives on demand (DNS). */
-  fetch?: typeof globalThis.fetch;
+  fetch?: PrometheusFetch;
 }
 
 export interface QueryOptions {
@@ -88,13 +95,13 @@ export class PrometheusClient {
   readonly address: string;
   readonly timeoutMs: number;
   private readonly onOutcome: ((outcome: QueryOutcome) => void) | undefined;
-  private readonly fetch: typeof globalThis.fetch;
+  private readonly fetch: PrometheusFetch;
 
   constructor(opts: PrometheusClientOptions) {
     this.address = opts.address.replace(/\/+$/, '');
     this.timeoutMs = opts.timeoutMs ?? 5000;
     this.onOutcome = opts.onOutcome;
-    this.fetch = opts.fetch ?? globalThis.fetch;
+    this.fetch = opts.fetch ?? agentFetch(opts.agent ?? prometheusAgent(this.address));
   }
 
   /** Never throws: every failure comes back as `{ ok: false, error }` with a kind. */
@@ -223,7 +230,10 @@ function formatTime(time: Date | number | string): string {
   return String(time);
 }
 
-/** fetch hides the socket error in `cause` (sometimes an AggregateError of one per address tried). */
+/**
+ * Node gives the socket error itself; fetch hides it in `cause` (sometimes an AggregateError of one per
+ * address tried).
+ */
 function networkCause(err: unknown): string {
   const cause = err instanceof Error && err.cause !== undefined ? err.cause : err;
   if (cause instanceof AggregateError && cause.errors.length > 0) return networkCause(cause.errors[0]);

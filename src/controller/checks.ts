@@ -1,7 +1,9 @@
 // Runs one round of metric checks for a Rollout: resolve each query, render it, ask Prometheus,
-// judge the answer. Clients are shared per (address, timeout), so thousands of Rollouts share a few,
-// and dropped when no Rollout uses them any more.
+// judge the answer. Clients are shared per (address, timeout) and connection pools per address, so
+// thousands of Rollouts share a few, dropped when no Rollout uses them any more.
+import type { Agent } from 'node:http';
 import { PrometheusClient, type QueryOutcome } from '../analysis/prometheus-client.js';
+import { prometheusAgent } from '../analysis/prometheus-transport.js';
 import { renderQuery } from '../analysis/template.js';
 import type { CheckResult } from '../analysis/types.js';
 import { checkMetric } from '../analysis/verdict.js';
@@ -29,12 +31,15 @@ export interface CheckRunnerOptions {
 
 export class CheckRunner {
   private readonly clients = new SharedByRollouts<PrometheusClient>();
+  /** One keep-alive pool per Prometheus; a dropped one's idle connections close by themselves. */
+  private readonly agents = new SharedByRollouts<Agent>();
 
   constructor(private readonly opts: CheckRunnerOptions) {}
 
   /** A Rollout that is gone: the clients only it used are dropped. */
   forget(rolloutKey: string): void {
     this.clients.release(rolloutKey);
+    this.agents.release(rolloutKey);
   }
 
   /** How many clients are kept now. */
@@ -52,13 +57,16 @@ export class CheckRunner {
     const at = now.toISOString();
     const user = `${ns}/${rollout.metadata?.name ?? ''}`;
     const used = new Set<string>();
+    const addresses = new Set<string>();
     const client = (address: string) => {
       const id = `${address} ${timeoutMs}`;
       used.add(id);
+      addresses.add(address);
+      const agent = this.agents.acquire(user, address, () => prometheusAgent(address));
       return this.clients.acquire(
         user,
         id,
-        () => new PrometheusClient({ address, timeoutMs, onOutcome: this.opts.onOutcome }),
+        () => new PrometheusClient({ address, timeoutMs, onOutcome: this.opts.onOutcome, agent }),
       );
     };
     const results = await Promise.all(
@@ -113,6 +121,7 @@ export class CheckRunner {
       }),
     );
     this.clients.settle(user, used);
+    this.agents.settle(user, addresses);
     return results;
   }
 }

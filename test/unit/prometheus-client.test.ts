@@ -8,6 +8,7 @@ import {
   type QueryOutcome,
   type QueryResult,
 } from '../../src/analysis/prometheus-client.js';
+import { MAX_SOCKETS, prometheusAgent } from '../../src/analysis/prometheus-transport.js';
 import { freePort, LOOPBACK } from '../../src/sandbox/free-port.js';
 
 type Handler = (req: IncomingMessage, body: string, res: ServerResponse) => void;
@@ -268,6 +269,33 @@ describe('prometheus client', () => {
       );
     const client = new PrometheusClient({ address: 'http://prometheus.monitoring:9090', fetch: dnsFailure });
     expect(expectError(await client.query('x'), 'unreachable').message).to.include('ENOTFOUND');
+  });
+
+  it('sends the queries of clients sharing an agent over at most MAX_SOCKETS connections, kept for the next', async () => {
+    let connections = 0;
+    const count = () => connections++;
+    server.on('connection', count);
+    try {
+      // Answers come a little later, so every query of a round is in flight at once.
+      handler = (_req, _body, res) =>
+        setTimeout(
+          () => json(res, 200, { status: 'success', data: { resultType: 'scalar', result: [1, '1'] } }),
+          10,
+        );
+      const agent = prometheusAgent(address);
+      const clients = [1000, 2000].map((timeoutMs) => new PrometheusClient({ address, timeoutMs, agent }));
+      const round = () => Promise.all(Array.from({ length: 100 }, (_, i) => clients[i % 2]!.query(`q${i}`)));
+      const first = await round();
+      expect(first.every((r) => r.ok)).to.equal(true);
+      expect(received).to.have.length(100);
+      expect(connections).to.be.within(1, MAX_SOCKETS);
+      const opened = connections;
+      expect((await round()).every((r) => r.ok)).to.equal(true);
+      expect(connections, 'the second round reuses the first round’s connections').to.equal(opened);
+      agent.destroy();
+    } finally {
+      server.off('connection', count);
+    }
   });
 
   it("reports an address that is not a URL as 'unreachable'", async () => {
