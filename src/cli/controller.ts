@@ -6,6 +6,8 @@ import { createLogger, type LogFormat, type LogLevel } from '../controller/log.j
 import { parseBaseUrl } from '../controller/prometheus-allowlist.js';
 import { configureClient, DEFAULT_REQUEST_TIMEOUT_MS, userAgent } from '../k8s/client-config.js';
 import { DEFAULT_TIMINGS, newIdentity, timingsError } from '../k8s/leader-election.js';
+import { DEFAULT_RATE_LIMIT, rateLimitError, type RateLimit } from '../k8s/rate-limiter.js';
+import { defaultWorkers, MAX_WORKERS } from '../controller/workers.js';
 import { parseDuration } from '../machine/duration.js';
 import { UsageError } from './usage-error.js';
 
@@ -18,6 +20,9 @@ export const CONTROLLER_USAGE = `usage: perch controller [flags]   (each flag al
   --template-namespace NS a shared MetricTemplate catalogue any Rollout's templateRef may name
   --metrics-addr ADDR     serve /metrics, /healthz, /readyz here (default :8080; port 0 picks a free one)
   --request-timeout D     longest wait for the API server's answer to a request other than a watch (default 30s)
+  --kube-api-qps N        client-side limit on API requests per second, watches and the Lease aside (default ${DEFAULT_RATE_LIMIT.qps})
+  --kube-api-burst N      requests that may go at once above --kube-api-qps after a quiet spell (default ${DEFAULT_RATE_LIMIT.burst})
+  --workers N             Rollouts reconciled at once (default 4 per core, 4 to 32: ${defaultWorkers()} here)
   --leader-elect          elect a leader through a coordination.k8s.io/v1 Lease before reconciling
   --leader-elect-namespace NS   the Lease's namespace (default: $POD_NAMESPACE, else default)
   --leader-elect-lease-duration D, --leader-elect-renew-deadline D, --leader-elect-retry-period D
@@ -33,6 +38,9 @@ const FLAGS = {
   'template-namespace': { type: 'string' },
   'metrics-addr': { type: 'string' },
   'request-timeout': { type: 'string' },
+  'kube-api-qps': { type: 'string' },
+  'kube-api-burst': { type: 'string' },
+  workers: { type: 'string' },
   'leader-elect': { type: 'boolean' },
   'leader-elect-namespace': { type: 'string' },
   'leader-elect-lease-duration': { type: 'string' },
@@ -79,6 +87,32 @@ function namespaceName(flag: string, text: string | undefined): string | undefin
   if (text.length <= 63 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(text)) return text;
   throw new UsageError(
     `--${flag} ${JSON.stringify(text)}: not a namespace name; use lower-case letters, digits and '-'`,
+  );
+}
+
+/** A number as a person writes one: digits, maybe a fraction; nothing else (Number('') is 0, Number('1e3') 1000). */
+function plainNumber(text: string): number | undefined {
+  return /^\s*\d+(\.\d+)?\s*$/.test(text) ? Number(text) : undefined;
+}
+
+/** --kube-api-qps and --kube-api-burst, each defaulting on its own. */
+function rateLimit(qpsText: string | undefined, burstText: string | undefined): RateLimit {
+  const limit = {
+    qps: qpsText === undefined ? DEFAULT_RATE_LIMIT.qps : (plainNumber(qpsText) ?? NaN),
+    burst: burstText === undefined ? DEFAULT_RATE_LIMIT.burst : (plainNumber(burstText) ?? NaN),
+  };
+  const wrong = rateLimitError(limit, { qps: qpsText, burst: burstText });
+  if (wrong) throw new UsageError(wrong);
+  return limit;
+}
+
+/** --workers: a whole number from 1 to MAX_WORKERS. */
+function workerCount(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = plainNumber(text);
+  if (n !== undefined && Number.isInteger(n) && n >= 1 && n <= MAX_WORKERS) return n;
+  throw new UsageError(
+    `--workers ${text}: give a whole number of Rollouts to reconcile at once, from 1 to ${MAX_WORKERS} (default ${defaultWorkers()} on this machine)`,
   );
 }
 
@@ -130,6 +164,8 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   const wrongTimings = timingsError(timings);
   if (wrongTimings) throw new UsageError(wrongTimings);
   const requestTimeoutMs = duration('request-timeout') ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const limit = rateLimit(get('kube-api-qps'), get('kube-api-burst'));
+  const workers = workerCount(get('workers'));
   const log = createLogger(level, format);
   // The Lease's holder and the user agent's suffix, so the audit log tells replicas apart.
   const identity = newIdentity();
@@ -137,7 +173,7 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   const kubeconfig = get('kubeconfig');
   if (kubeconfig) kc.loadFromFile(kubeconfig);
   else kc.loadFromDefault();
-  configureClient(kc, { userAgent: userAgent(identity), requestTimeoutMs });
+  configureClient(kc, { userAgent: userAgent(identity), requestTimeoutMs, rateLimit: limit });
   const controller = await runController({
     kubeConfig: kc,
     namespace: get('namespace'),
@@ -145,6 +181,7 @@ export async function controllerCommand(argv: string[]): Promise<number> {
     allowedPrometheusUrls,
     templateNamespace,
     metricsAddr: get('metrics-addr') ?? ':8080',
+    workers,
     leaderElect: values['leader-elect'] ?? fromEnv('leader-elect') === 'true',
     leaderElection: {
       namespace: get('leader-elect-namespace') ?? process.env.POD_NAMESPACE ?? 'default',

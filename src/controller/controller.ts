@@ -24,6 +24,7 @@ import { SharedByRollouts } from './shared.js';
 import { compileWindow } from './window.js';
 import type { Admission } from './validate.js';
 import { WorkQueue } from './work-queue.js';
+import { defaultWorkers } from './workers.js';
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
@@ -48,6 +49,7 @@ export interface ControllerOptions {
   /** Called when leadership is lost: the process should exit, as another replica takes over. */
   onLeadershipLost?: () => void;
   log: Logger;
+  /** How many Rollouts reconcile at once; default defaultWorkers(). */
   workers?: number;
   /** /healthz fails once a reconcile has run longer than this (default 2 min; every request times out sooner). */
   stuckWorkerMs?: number;
@@ -372,9 +374,11 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
   await Promise.all([services.start(), templates.start(), catalogue?.start()]);
   await rollouts.start();
   synced = true;
-  queue.run(opts.workers ?? 4, handle);
+  const workers = opts.workers ?? defaultWorkers();
+  queue.run(workers, handle);
   log.info('controller started', {
     namespace: ns ?? '(all)',
+    workers,
     prometheus: opts.prometheusUrl,
     allowedPrometheus: admission.prometheus.entries,
     templateNamespace: opts.templateNamespace,
