@@ -25,6 +25,8 @@ export interface FaultRecord {
   fault: Fault;
   latencyMs: number;
   watch: boolean;
+  /** When the request arrived, on this process's monotonic clock (performance.now(), ms). */
+  at: number;
 }
 
 export interface FaultProxyOptions {
@@ -50,6 +52,8 @@ export interface FaultProxy {
   cutWatches(): number;
   /** How many watch streams are open now. */
   openWatchCount(): number;
+  /** How many client connections (TLS sessions, when serving TLS) were accepted so far. */
+  connectionCount(): number;
   /** Emits 'watch' (FaultRecord) when a watch stream has been forwarded upstream, so it can be cut. */
   events: EventEmitter;
   /**
@@ -168,7 +172,15 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     const watch = isWatch(req);
     const fault = decideFault(spec, index, method);
     const latencyMs = spec.latencyMs + Math.floor(seededUnit(spec.seed, index, 1) * spec.jitterMs);
-    const record: FaultRecord = { index, method, path: req.url ?? '/', fault, latencyMs, watch };
+    const record: FaultRecord = {
+      index,
+      method,
+      path: req.url ?? '/',
+      fault,
+      latencyMs,
+      watch,
+      at: performance.now(),
+    };
     log.push(record);
     if (log.length > limit) log.shift();
     const act = () => {
@@ -235,11 +247,15 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   });
 
   const sockets = new Set<Socket>();
+  const tls = Boolean(opts.certPem && opts.keyPem);
+  let connections = 0;
   server.on('connection', (s: Socket) => {
+    if (!tls) connections++;
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
   });
   server.on('secureConnection', (s: Socket) => {
+    connections++;
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
   });
@@ -253,6 +269,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     records: () => [...log],
     events,
     openWatchCount: () => openWatches.size,
+    connectionCount: () => connections,
     holdNext: (match) => new Promise<HeldRequest>((held) => holds.push({ match, held })),
     cutWatches() {
       const n = openWatches.size;
