@@ -21,7 +21,7 @@ export const CONTROLLER_USAGE = `usage: perch controller [flags]   (each flag al
   --metrics-addr ADDR     serve /metrics, /healthz, /readyz here (default :8080; port 0 picks a free one)
   --request-timeout D     longest wait for the API server's answer to a request other than a watch (default 30s)
   --kube-api-qps N        client-side limit on API requests per second, watches and the Lease aside (default ${DEFAULT_RATE_LIMIT.qps})
-  --kube-api-burst N      requests that may go at once above --kube-api-qps after a quiet spell (default ${DEFAULT_RATE_LIMIT.burst})
+  --kube-api-burst N      requests that may go at once after a quiet spell, before --kube-api-qps holds them (default ${DEFAULT_RATE_LIMIT.burst})
   --workers N             Rollouts reconciled at once (default 4 per core, 4 to 32: ${defaultWorkers()} here)
   --leader-elect          elect a leader through a coordination.k8s.io/v1 Lease before reconciling
   --leader-elect-namespace NS   the Lease's namespace (default: $POD_NAMESPACE, else default)
