@@ -34,6 +34,8 @@ export interface RequestTally {
   failed: number;
   /** "verb resource" → count, e.g. "patch canaries.flagger.app/status", "create events". */
   byVerbResource: Record<string, number>;
+  /** The distinct user agents counted, to show whose requests these are. */
+  userAgents: string[];
 }
 
 /** A time window [from, to) in epoch milliseconds. */
@@ -44,7 +46,7 @@ export interface Window {
 }
 
 export function emptyTally(): RequestTally {
-  return { total: 0, writes: 0, reads: 0, watches: 0, failed: 0, byVerbResource: {} };
+  return { total: 0, writes: 0, reads: 0, watches: 0, failed: 0, byVerbResource: {}, userAgents: [] };
 }
 
 /** "canaries.flagger.app/status", "services", "events.events.k8s.io": the resource as kubectl names it. */
@@ -67,6 +69,8 @@ export function addToTally(t: RequestTally, e: AuditLine): void {
   if ((e.responseStatus?.code ?? 0) >= 400) t.failed++;
   const key = `${e.verb} ${resourceOf(e)}`;
   t.byVerbResource[key] = (t.byVerbResource[key] ?? 0) + 1;
+  const ua = e.userAgent ?? '';
+  if (!t.userAgents.includes(ua)) t.userAgents.push(ua);
 }
 
 /**

@@ -48,6 +48,7 @@ describe('bench audit tally', () => {
       'watch canaries.flagger.app': 1,
     });
     expect(t.idle).to.deep.include({ total: 1, writes: 0, reads: 1 });
+    expect(t.run!.userAgents).to.deep.equal([FLAGGER]);
   });
 
   it('leaves out other clients, unfinished stages and requests outside every window; counts refusals', () => {

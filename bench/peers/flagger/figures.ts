@@ -90,6 +90,7 @@ export function formatFigures(f: PeerFigures): string[] {
   return [
     `Flagger ${f.version}, N = ${f.n}, analysis.interval ${f.intervalSeconds}s, headless Services, ${f.network}`,
     `  flags: ${f.flags.join(' ')}`,
+    `  user agent (audit log): ${f.requests.run.userAgents.join(', ')}`,
     `time, Canaries created to all Initialized: ${ms(f.times.initializeMs)}`,
     `time, selector changes to all Succeeded:   ${ms(f.times.allSucceededMs)} (one run p50 ${ms(f.times.runP50Ms)}, max ${ms(f.times.runMaxMs)})`,
     `API writes per run:                        ${f.perRun.writes.toFixed(2)} (${writes})`,
