@@ -1,12 +1,14 @@
-// `npm run bench`: runs every benchmark module of bench/ in turn, prints its figures and writes
-// BENCHMARKS.md at the repository root, one section per benchmark with the machine it ran on.
-import { writeFileSync } from 'node:fs';
+// `npm run bench`: runs every benchmark module of bench/ in turn (or those PERCH_BENCH_ONLY names), prints
+// its figures and writes BENCHMARKS.md at the repository root, one section per benchmark with its machine.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../src/sandbox/repo.js';
 import { controllerBenchmark } from './controller.js';
 import { meshBenchmark } from './mesh.js';
 import { sandboxBenchmark } from './sandbox.js';
+import { scaleBenchmark } from './scale.js';
+import { existingSections, selectBenchmarks } from './sections.js';
 
 export interface Figure {
   /** What was measured, e.g. "start to ready, median of 3". */
@@ -31,7 +33,7 @@ export interface Benchmark {
   run(progress: (line: string) => void): Promise<BenchmarkReport>;
 }
 
-const BENCHMARKS: Benchmark[] = [sandboxBenchmark, controllerBenchmark, meshBenchmark];
+const BENCHMARKS: Benchmark[] = [sandboxBenchmark, controllerBenchmark, meshBenchmark, scaleBenchmark];
 
 interface Machine {
   nproc: number;
@@ -78,9 +80,12 @@ function section(b: Benchmark, m: Machine, report: BenchmarkReport, seconds: num
 }
 
 async function main(): Promise<number> {
-  const sections: string[] = [];
+  const selected = selectBenchmarks(BENCHMARKS, process.env.PERCH_BENCH_ONLY);
+  const file = join(repoRoot, 'BENCHMARKS.md');
+  const kept = existingSections(existsSync(file) ? readFileSync(file, 'utf8') : '');
+  const written = new Map<string, string>();
   let failed = 0;
-  for (const b of BENCHMARKS) {
+  for (const b of selected) {
     const progress = (line: string) => process.stderr.write(`bench ${b.file}: ${line}\n`);
     const m = machine();
     const started = performance.now();
@@ -92,16 +97,21 @@ async function main(): Promise<number> {
       for (const f of report.figures) {
         process.stdout.write(`  ${f.name.padEnd(width)}  ${f.value}${f.note ? `  (${f.note})` : ''}\n`);
       }
-      sections.push(section(b, m, report, seconds));
+      written.set(b.file, section(b, m, report, seconds));
     } catch (err) {
       failed++;
       process.stderr.write(
         `bench ${b.file}: failed: ${err instanceof Error ? (err.stack ?? err.message) : err}\n`,
       );
-      sections.push(`## ${b.title} (\`bench/${b.file}\`)\n\nFailed on ${m.date}: ${cell(String(err))}\n`);
+      written.set(
+        b.file,
+        `## ${b.title} (\`bench/${b.file}\`)\n\nFailed on ${m.date}: ${cell(String(err))}\n`,
+      );
     }
   }
-  const file = join(repoRoot, 'BENCHMARKS.md');
+  const sections = BENCHMARKS.map((b) => written.get(b.file) ?? kept.get(b.file)).filter(
+    (s): s is string => s !== undefined,
+  );
   const header = [
     '# Benchmarks',
     '',

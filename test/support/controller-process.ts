@@ -31,6 +31,8 @@ export interface ControllerProcess {
 export interface ControllerProcessOptions {
   /** Added to the environment (e.g. PERCH_TEST_CLOCK_OFFSET_MS to skew one replica). */
   env?: Record<string, string>;
+  /** The perch CLI to run (a benchmark runs an older build's); default this build's dist/src/cli/perch.js. */
+  cli?: string;
 }
 
 export async function startController(
@@ -42,7 +44,7 @@ export async function startController(
   const proc: ChildProcess = spawn(
     process.execPath,
     [
-      PERCH,
+      opts.cli ?? PERCH,
       'controller',
       '--kubeconfig',
       kubeconfig,

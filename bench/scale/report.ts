@@ -1,0 +1,199 @@
+// The scale benchmark's figures: what one side (a controller build, or a peer) measured at one N, and
+// the rows of BENCHMARKS.md that set the sides side by side, every figure with its ratio.
+import type { Figure } from '../run.js';
+
+/** What one controller measured on one run of the workload at one N. */
+export interface SideResult {
+  /** "before (perch-bench-baseline 1a2b3c4)", "after (working tree)", "Flagger v1.36.1". */
+  label: string;
+  n: number;
+  /** From the first Rollout create until every Rollout had ended; undefined when the run timed out. */
+  allFinishedMs: number | undefined;
+  /** How many had ended (Succeeded, Failed, Aborted), and how many of those in a phase other than expected. */
+  finished: number;
+  unexpected: number;
+  /** Client side: creating all N Rollouts. */
+  createMs: number;
+  /** The controller's requests in the run window, by "verb resource". */
+  requests: Record<string, number>;
+  writes: number;
+  /** GETs and LISTs, watches not counted. */
+  reads: number;
+  watches: number;
+  controllerCpuSeconds: number;
+  idleRssKiB: number;
+  endRssKiB: number;
+  hwmKiB: number;
+  idleMs: number;
+  idleCpuSeconds: number;
+  idleRequests: number;
+  /** One per faulty Rollout whose rollback was found, in ms (see the description for the definition). */
+  rollbackMs: number[];
+  faulty: number;
+  /** Queries Prometheus answered on /api/v1/query over the run, and the check rounds the controller made. */
+  prometheusQueries: number;
+  rounds: number;
+  /** CPU seconds over the run window. */
+  apiServerCpuSeconds: number;
+  etcdCpuSeconds: number;
+  prometheusCpuSeconds: number;
+  /** The run window: from before the Services were created until a settle time after all had ended. */
+  runMs: number;
+}
+
+/** The sides measured at one N: the build before the change, the build after it, and the peer when there is one. */
+export interface Comparison {
+  n: number;
+  before?: SideResult;
+  after: SideResult;
+  peer?: SideResult;
+}
+
+/** Nearest-rank percentile; NaN for no values. */
+export function percentile(values: number[], p: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
+}
+
+/** "×0.31"; "–" when either side is missing or the base is 0. */
+export function ratio(after: number | undefined, before: number | undefined): string {
+  if (after === undefined || before === undefined || !Number.isFinite(after) || !Number.isFinite(before))
+    return '–';
+  if (before === 0) return after === 0 ? '×1' : '–';
+  const r = after / before;
+  return `×${r >= 10 ? r.toFixed(0) : r >= 1 ? r.toFixed(2) : r.toPrecision(2)}`;
+}
+
+type Format = (v: number) => string;
+const dp =
+  (digits: number, unit = ''): Format =>
+  (v) =>
+    Number.isFinite(v) ? `${v.toFixed(digits)}${unit}` : 'n/a';
+const sec: Format = (v) => (Number.isFinite(v) ? `${(v / 1000).toFixed(1)} s` : 'n/a');
+const ms: Format = (v) => (Number.isFinite(v) ? `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ms` : 'n/a');
+const mib: Format = (kib) => (Number.isFinite(kib) ? `${(kib / 1024).toFixed(0)} MiB` : 'n/a');
+const kib: Format = (v) => (Number.isFinite(v) ? `${v.toFixed(0)} KiB` : 'n/a');
+
+interface Row {
+  name: string;
+  note?: string;
+  get(r: SideResult): number | undefined;
+  format: Format;
+}
+
+/** One value per side, `before → after (ratio)`, then the peer with Perch/peer. */
+export function compare(c: Comparison, get: Row['get'], format: Format): string {
+  const show = (v: number | undefined) => (v === undefined ? 'n/a' : format(v));
+  const after = get(c.after);
+  let text = show(after);
+  if (c.before) {
+    const before = get(c.before);
+    text = `${show(before)} → ${show(after)} (${ratio(after, before)})`;
+  }
+  if (c.peer) {
+    const peer = get(c.peer);
+    text += `; ${c.peer.label} ${show(peer)} (Perch/${c.peer.label.split(' ')[0]} ${ratio(after, peer)})`;
+  }
+  return text;
+}
+
+const perRun = (r: SideResult, v: number) => v / r.n;
+
+function rows(c: Comparison): Row[] {
+  const keys = new Set<string>();
+  for (const side of [c.before, c.after, c.peer])
+    for (const k of Object.keys(side?.requests ?? {})) keys.add(k);
+  const writeKeys = [...keys]
+    .filter((k) => /^(create|update|patch|delete|deletecollection) /.test(k))
+    .sort((a, b) => (c.after.requests[b] ?? 0) - (c.after.requests[a] ?? 0) || a.localeCompare(b));
+  const readKeys = [...keys].filter((k) => /^(get|list) /.test(k)).sort();
+  const idleS = (c.after.idleMs / 1000).toFixed(0);
+  return [
+    {
+      name: 'time until all finished',
+      note: 'from the first Rollout create until every healthy one Succeeded and every faulty one Failed',
+      get: (r) => r.allFinishedMs,
+      format: sec,
+    },
+    {
+      name: 'API writes per run',
+      note: "the controller's, Events included",
+      get: (r) => perRun(r, r.writes),
+      format: dp(2),
+    },
+    ...writeKeys.map((k) => ({
+      name: `  ${k} per run`,
+      get: (r: SideResult) => perRun(r, r.requests[k] ?? 0),
+      format: dp(2),
+    })),
+    {
+      name: 'reads outside watches per run',
+      note: readKeys.length ? readKeys.map((k) => `${k}: ${c.after.requests[k] ?? 0}`).join(', ') : 'none',
+      get: (r) => perRun(r, r.reads),
+      format: dp(3),
+    },
+    { name: 'watches opened during the run', get: (r) => r.watches, format: dp(0) },
+    {
+      name: 'controller CPU per run',
+      note: 'utime+stime over the run window ÷ N',
+      get: (r) => (r.controllerCpuSeconds * 1000) / r.n,
+      format: ms,
+    },
+    { name: 'controller RSS, idle before any Rollout', get: (r) => r.idleRssKiB, format: mib },
+    { name: 'controller RSS, all finished', get: (r) => r.endRssKiB, format: mib },
+    { name: 'controller RSS peak (VmHWM)', get: (r) => r.hwmKiB, format: mib },
+    {
+      name: 'RSS per Rollout above idle',
+      note: '(RSS all finished − RSS idle) ÷ N',
+      get: (r) => (r.endRssKiB - r.idleRssKiB) / r.n,
+      format: kib,
+    },
+    {
+      name: `idle CPU, ${idleS} s after all finished`,
+      note: 'of one core',
+      get: (r) => (r.idleCpuSeconds / (r.idleMs / 1000)) * 100,
+      format: dp(2, ' %'),
+    },
+    { name: `idle requests, ${idleS} s after all finished`, get: (r) => r.idleRequests, format: dp(0) },
+    {
+      name: 'rollback latency p50',
+      note: `over ${c.after.rollbackMs.length} of ${c.after.faulty} faulty Rollouts`,
+      get: (r) => percentile(r.rollbackMs, 50),
+      format: ms,
+    },
+    { name: 'rollback latency p99', get: (r) => percentile(r.rollbackMs, 99), format: ms },
+    {
+      name: 'Prometheus queries per check round',
+      note: `${c.after.prometheusQueries} queries, ${c.after.rounds} rounds`,
+      get: (r) => (r.rounds > 0 ? r.prometheusQueries / r.rounds : undefined),
+      format: dp(2),
+    },
+    {
+      name: 'kube-apiserver CPU per run',
+      get: (r) => (r.apiServerCpuSeconds * 1000) / r.n,
+      format: ms,
+    },
+    { name: 'etcd CPU per run', get: (r) => (r.etcdCpuSeconds * 1000) / r.n, format: ms },
+    { name: 'Prometheus CPU per run', get: (r) => (r.prometheusCpuSeconds * 1000) / r.n, format: ms },
+    { name: 'creating the N Rollouts (client side)', get: (r) => r.createMs, format: sec },
+  ];
+}
+
+/** The rows of one N, each named "N = 1000: …". */
+export function comparisonFigures(c: Comparison): Figure[] {
+  const figures: Figure[] = rows(c).map((row) => ({
+    name: `N = ${c.n}: ${row.name}`,
+    value: compare(c, row.get, row.format),
+    ...(row.note ? { note: row.note } : {}),
+  }));
+  for (const side of [c.before, c.after, c.peer]) {
+    if (side && (side.allFinishedMs === undefined || side.unexpected > 0)) {
+      figures.push({
+        name: `N = ${c.n}: ${side.label} did not finish as expected`,
+        value: `${side.finished} of ${side.n} ended, ${side.unexpected} in an unexpected phase`,
+      });
+    }
+  }
+  return figures;
+}

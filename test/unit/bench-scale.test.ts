@@ -1,0 +1,330 @@
+import { expect } from 'chai';
+import { scaleSettings } from '../../bench/scale.js';
+import {
+  AuditSummary,
+  auditTime,
+  isCountedStage,
+  requestKey,
+  routesStableAlone,
+  type AuditEvent,
+} from '../../bench/scale/audit.js';
+import { cpuSeconds, memory, parseStat, parseStatusKiB } from '../../bench/scale/proc.js';
+import {
+  compare,
+  comparisonFigures,
+  percentile,
+  ratio,
+  type Comparison,
+  type SideResult,
+} from '../../bench/scale/report.js';
+import { BENCH_USER_AGENT, controllerRequest, sumSamples } from '../../bench/scale/side.js';
+import { members, rolloutBody } from '../../bench/scale/workload.js';
+import { existingSections, selectBenchmarks } from '../../bench/sections.js';
+import type { Benchmark } from '../../bench/run.js';
+
+const T0 = '2026-11-30T01:00:00';
+const event = (over: Partial<AuditEvent>): AuditEvent => ({
+  stage: 'ResponseComplete',
+  verb: 'patch',
+  userAgent: 'perch-controller/0.1.0 (linux/x64)',
+  user: { username: 'perch-admin' },
+  requestReceivedTimestamp: `${T0}.000000Z`,
+  objectRef: { resource: 'rollouts', subresource: 'status', namespace: 'ns', name: 'a' },
+  responseStatus: { code: 200 },
+  ...over,
+});
+const at = (seconds: number) => `${T0.slice(0, -2)}${String(seconds).padStart(2, '0')}.000000Z`;
+const base = Date.parse(`${T0}Z`);
+
+describe('bench/scale: the audit log', () => {
+  it('keeps the microseconds of an audit timestamp', () => {
+    expect(auditTime(`${T0}.123456Z`) - base).to.be.closeTo(123.456, 1e-3);
+    expect(auditTime(`${T0}Z`)).to.equal(base);
+    expect(Number.isNaN(auditTime('not a time'))).to.equal(true);
+  });
+
+  it('names a request by verb and resource with its subresource', () => {
+    expect(requestKey(event({}))).to.equal('patch rollouts/status');
+    expect(requestKey(event({ verb: 'create', objectRef: { resource: 'events' } }))).to.equal(
+      'create events',
+    );
+  });
+
+  it('counts a watch when it starts and any other request when it completes', () => {
+    expect(isCountedStage(event({ verb: 'watch', stage: 'ResponseStarted' }))).to.equal(true);
+    expect(isCountedStage(event({ verb: 'watch', stage: 'ResponseComplete' }))).to.equal(false);
+    expect(isCountedStage(event({ verb: 'get', stage: 'ResponseStarted' }))).to.equal(false);
+    expect(isCountedStage(event({ verb: 'get', stage: 'ResponseComplete' }))).to.equal(true);
+  });
+
+  it('tells a body that routes the stable Service alone at 100, in a merge patch or a JSON patch', () => {
+    const merge = { spec: { backends: [{ service: 'web-v1', weight: 100 }] }, metadata: {} };
+    expect(routesStableAlone(merge, 'web-v1')).to.equal(true);
+    expect(routesStableAlone(merge, 'web-v2')).to.equal(false);
+    const split = {
+      spec: {
+        backends: [
+          { service: 'web-v1', weight: 90 },
+          { service: 'web-v2', weight: 10 },
+        ],
+      },
+    };
+    expect(routesStableAlone(split, 'web-v1')).to.equal(false);
+    const jsonPatch = [
+      { op: 'test', path: '/metadata/resourceVersion', value: '5' },
+      { op: 'replace', path: '/spec/backends', value: [{ service: 'web-v1', weight: '100' }] },
+    ];
+    expect(routesStableAlone(jsonPatch, 'web-v1')).to.equal(true);
+    expect(routesStableAlone(undefined, 'web-v1')).to.equal(false);
+  });
+
+  it("tallies the client's requests inside each window, and finds the rollback write after a time", () => {
+    const summary = new AuditSummary({
+      isClient: controllerRequest('perch-admin'),
+      run: { from: base, to: base + 10_000 },
+      idle: { from: base + 10_000, to: base + 20_000 },
+      stableOf: (split) => (split === 'a' ? 'a-stable' : undefined),
+    });
+    const stableAlone = { spec: { backends: [{ service: 'a-stable', weight: 100 }] } };
+    const split = (over: Partial<AuditEvent>) =>
+      event({ objectRef: { resource: 'trafficsplits', namespace: 'ns', name: 'a' }, ...over });
+    for (const e of [
+      event({ requestReceivedTimestamp: at(1) }),
+      event({ verb: 'create', objectRef: { resource: 'events' }, requestReceivedTimestamp: at(2) }),
+      event({ verb: 'list', objectRef: { resource: 'services' }, requestReceivedTimestamp: at(3) }),
+      event({ verb: 'watch', stage: 'ResponseStarted', requestReceivedTimestamp: at(4) }),
+      // The stable-alone create is not a rollback; a refused patch did not route anything.
+      split({ verb: 'create', requestObject: stableAlone, requestReceivedTimestamp: at(5) }),
+      split({ requestObject: stableAlone, responseStatus: { code: 409 }, requestReceivedTimestamp: at(6) }),
+      split({ requestObject: stableAlone, requestReceivedTimestamp: at(7) }),
+      // The harness's own request, and another user's, are not the controller's.
+      event({ userAgent: BENCH_USER_AGENT, requestReceivedTimestamp: at(8) }),
+      event({ userAgent: 'kube-controller-manager/v1.33', user: { username: 'system:kcm' } }),
+      // An older build with client-node's own user agent still counts, as the admin that is not the harness.
+      event({
+        userAgent: 'node-fetch',
+        verb: 'get',
+        objectRef: { resource: 'rollouts' },
+        requestReceivedTimestamp: at(12),
+      }),
+      event({ requestReceivedTimestamp: at(25) }),
+    ])
+      summary.add(e);
+    expect(summary.run.total).to.equal(7);
+    expect(summary.run.writes).to.equal(5);
+    expect(summary.run.reads).to.equal(1);
+    expect(summary.run.watches).to.equal(1);
+    expect(Object.fromEntries(summary.run.byKey)).to.deep.equal({
+      'patch rollouts/status': 1,
+      'create events': 1,
+      'list services': 1,
+      'watch rollouts/status': 1,
+      'create trafficsplits': 1,
+      'patch trafficsplits': 2,
+    });
+    expect(summary.idle.total).to.equal(1);
+    expect(summary.idle.reads).to.equal(1);
+    expect(summary.rollbackWriteAfter('a', base + 1000)).to.equal(base + 7000);
+    expect(summary.rollbackWriteAfter('a', base + 8000)).to.equal(undefined);
+    expect(summary.rollbackWriteAfter('b', base)).to.equal(undefined);
+  });
+});
+
+describe('bench/scale: /proc', () => {
+  it('reads utime and stime after a command name holding spaces and parentheses', () => {
+    const stat = '4242 (node (my) x) S 1 4242 4242 0 -1 4194560 900 0 0 0 1234 567 0 0 20 0 11 0 100 0 0';
+    expect(parseStat(stat)).to.deep.equal({ utime: 1234, stime: 567 });
+    expect(() => parseStat('garbage')).to.throw(/not a \/proc/);
+  });
+
+  it('reads kB fields of /proc/<pid>/status', () => {
+    const status = 'Name:\tnode\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\n';
+    expect(parseStatusKiB(status, 'VmRSS')).to.equal(102400);
+    expect(parseStatusKiB(status, 'VmHWM')).to.equal(204800);
+    expect(parseStatusKiB(status, 'VmSwap')).to.equal(undefined);
+  });
+
+  it("reads this process's own CPU and memory", () => {
+    const start = cpuSeconds(process.pid);
+    let x = 0;
+    for (let i = 0; i < 3e7; i++) x += i % 7;
+    expect(x).to.be.greaterThan(0);
+    expect(cpuSeconds(process.pid)).to.be.greaterThan(start);
+    const m = memory(process.pid);
+    expect(m.rssKiB).to.be.greaterThan(1000);
+    expect(m.hwmKiB).to.be.at.least(m.rssKiB);
+  });
+});
+
+describe('bench/scale: the workload and settings', () => {
+  it('makes every tenth Rollout faulty, each with its own three Services', () => {
+    const all = members(100);
+    expect(all.filter((m) => m.faulty)).to.have.length(10);
+    expect(all[0]).to.deep.equal({
+      name: 'app-0',
+      service: 'app-0',
+      stable: 'app-0-stable',
+      canary: 'app-0-canary',
+      faulty: true,
+    });
+    expect(new Set(all.flatMap((m) => [m.service, m.stable, m.canary])).size).to.equal(300);
+    expect(() => members(0)).to.throw(/whole number/);
+  });
+
+  it('gives each Rollout the steps and the 10 s success-rate check of the issue', () => {
+    const body = rolloutBody(members(1)[0]!) as {
+      spec: { steps: unknown[]; analysis: { interval: string } };
+    };
+    expect(body.spec.steps).to.deep.equal([
+      { setWeight: 10 },
+      { analysis: { iterations: 1 } },
+      { setWeight: 50 },
+      { analysis: { iterations: 1 } },
+      { setWeight: 100 },
+    ]);
+    expect(body.spec.analysis.interval).to.equal('10s');
+  });
+
+  it('runs N = 100 and 1,000 by default, 10,000 only when asked, and names a bad variable', () => {
+    const defaults = scaleSettings({});
+    expect(defaults.ns).to.deep.equal([100, 1000]);
+    expect(defaults.idleMs).to.equal(60_000);
+    expect(defaults.baseline).to.equal(undefined);
+    expect(scaleSettings({ PERCH_BENCH_SCALE_N: '10000' }).ns).to.deep.equal([10000]);
+    expect(scaleSettings({ PERCH_BENCH_SCALE_BASELINE: 'none' }).baseline).to.equal(null);
+    expect(scaleSettings({ PERCH_BENCH_SCALE_BASELINE: 'v0.1' }).baseline).to.equal('v0.1');
+    expect(() => scaleSettings({ PERCH_BENCH_SCALE_N: '100,lots' })).to.throw(/PERCH_BENCH_SCALE_N=lots/);
+    expect(() => scaleSettings({ PERCH_BENCH_SCALE_IDLE_MS: '-5' })).to.throw(/PERCH_BENCH_SCALE_IDLE_MS/);
+  });
+
+  it('sums the samples of one metric whose labels match', () => {
+    const text = [
+      '# TYPE prometheus_http_requests_total counter',
+      'prometheus_http_requests_total{code="200",handler="/api/v1/query"} 40',
+      'prometheus_http_requests_total{code="400",handler="/api/v1/query"} 2',
+      'prometheus_http_requests_total{code="200",handler="/metrics"} 9',
+      'prometheus_http_requests_total_other{handler="/api/v1/query"} 1000',
+    ].join('\n');
+    expect(sumSamples(text, 'prometheus_http_requests_total', 'handler="/api/v1/query"')).to.equal(42);
+    expect(sumSamples(text, 'prometheus_http_requests_total')).to.equal(51);
+  });
+});
+
+const side = (over: Partial<SideResult>): SideResult => ({
+  label: 'after',
+  n: 10,
+  allFinishedMs: 30_000,
+  finished: 10,
+  unexpected: 0,
+  createMs: 100,
+  requests: { 'patch rollouts/status': 100, 'create events': 80, 'get rollouts': 1 },
+  writes: 180,
+  reads: 1,
+  watches: 0,
+  controllerCpuSeconds: 1.5,
+  idleRssKiB: 100 * 1024,
+  endRssKiB: 110 * 1024,
+  hwmKiB: 120 * 1024,
+  idleMs: 60_000,
+  idleCpuSeconds: 0.6,
+  idleRequests: 0,
+  rollbackMs: [10, 20],
+  faulty: 1,
+  prometheusQueries: 30,
+  rounds: 30,
+  apiServerCpuSeconds: 2,
+  etcdCpuSeconds: 0.5,
+  prometheusCpuSeconds: 0.1,
+  runMs: 40_000,
+  ...over,
+});
+
+describe('bench/scale: the figures', () => {
+  it('takes nearest-rank percentiles', () => {
+    expect(percentile([5, 1, 4, 2, 3], 50)).to.equal(3);
+    expect(percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 99)).to.equal(10);
+    expect(Number.isNaN(percentile([], 50))).to.equal(true);
+  });
+
+  it('gives after ÷ before, and none where it means nothing', () => {
+    expect(ratio(50, 200)).to.equal('×0.25');
+    expect(ratio(300, 200)).to.equal('×1.50');
+    expect(ratio(0, 0)).to.equal('×1');
+    expect(ratio(5, 0)).to.equal('–');
+    expect(ratio(undefined, 3)).to.equal('–');
+  });
+
+  it('shows before → after with the ratio, then the peer with Perch ÷ peer', () => {
+    const c: Comparison = {
+      n: 10,
+      before: side({ label: 'before', writes: 240 }),
+      after: side({}),
+      peer: side({ label: 'Flagger v1.36.1', writes: 220 }),
+    };
+    const perRun = (r: SideResult) => r.writes / r.n;
+    expect(compare(c, perRun, (v) => v.toFixed(1))).to.equal(
+      '24.0 → 18.0 (×0.75); Flagger v1.36.1 22.0 (Perch/Flagger ×0.82)',
+    );
+    expect(compare({ n: 10, after: side({}) }, perRun, (v) => v.toFixed(1))).to.equal('18.0');
+  });
+
+  it('has a row per figure of the issue and one per kind of write, and says when a side did not finish', () => {
+    const c: Comparison = {
+      n: 10,
+      before: side({ label: 'before', allFinishedMs: undefined, finished: 7, unexpected: 1 }),
+      after: side({}),
+    };
+    const figures = comparisonFigures(c);
+    const names = figures.map((f) => f.name);
+    for (const name of [
+      'N = 10: time until all finished',
+      'N = 10: API writes per run',
+      'N = 10:   patch rollouts/status per run',
+      'N = 10:   create events per run',
+      'N = 10: reads outside watches per run',
+      'N = 10: controller CPU per run',
+      'N = 10: RSS per Rollout above idle',
+      'N = 10: idle CPU, 60 s after all finished',
+      'N = 10: idle requests, 60 s after all finished',
+      'N = 10: rollback latency p50',
+      'N = 10: rollback latency p99',
+      'N = 10: Prometheus queries per check round',
+      'N = 10: kube-apiserver CPU per run',
+      'N = 10: etcd CPU per run',
+    ])
+      expect(names).to.include(name);
+    const value = (name: string) => figures.find((f) => f.name === `N = 10: ${name}`)?.value;
+    expect(value('time until all finished')).to.equal('n/a → 30.0 s (–)');
+    expect(value('controller CPU per run')).to.equal('150 ms → 150 ms (×1.00)');
+    expect(value('RSS per Rollout above idle')).to.equal('1024 KiB → 1024 KiB (×1.00)');
+    expect(value('idle CPU, 60 s after all finished')).to.equal('1.00 % → 1.00 % (×1.00)');
+    expect(value('before did not finish as expected')).to.equal('7 of 10 ended, 1 in an unexpected phase');
+  });
+});
+
+describe('bench/run: choosing benchmarks and keeping the other sections', () => {
+  const bench = (file: string): Benchmark => ({
+    file,
+    title: file,
+    run: () => Promise.resolve({ description: '', figures: [] }),
+  });
+  const all = ['sandbox.ts', 'controller.ts', 'scale.ts'].map(bench);
+
+  it('runs all by default, or those PERCH_BENCH_ONLY names, and refuses an unknown one', () => {
+    expect(selectBenchmarks(all, undefined)).to.have.length(3);
+    expect(selectBenchmarks(all, 'scale,sandbox.ts').map((b) => b.file)).to.deep.equal([
+      'sandbox.ts',
+      'scale.ts',
+    ]);
+    expect(() => selectBenchmarks(all, 'scales')).to.throw(/PERCH_BENCH_ONLY: no benchmark scales/);
+  });
+
+  it('reads back the sections of BENCHMARKS.md as they were written', () => {
+    const one = '## Sandbox (`bench/sandbox.ts`)\n\ntext\n\n| a | b |\n';
+    const two = '## Scale (`bench/scale.ts`)\n\nmore\n';
+    const sections = existingSections(`# Benchmarks\n\nintro\n\n${[one, two].join('\n')}`);
+    expect([...sections.keys()]).to.deep.equal(['sandbox.ts', 'scale.ts']);
+    expect(sections.get('sandbox.ts')).to.equal(one);
+    expect(sections.get('scale.ts')).to.equal(two);
+  });
+});
