@@ -85,8 +85,10 @@ function description(s: ScaleSettings, base: BaselineBuild | undefined, peer: bo
     "failing measurement's `at` (status.analysis.measurements: the moment its check round began, so the",
     "Prometheus query's own round trip is included but the wait for the check interval is not) to the API",
     "server's receive time (audit log) of the controller's TrafficSplit write that routes the stable Service",
-    'alone at 100. Prometheus queries per check round: its own prometheus_http_requests_total for /api/v1/query over',
-    "the run ÷ the controller's perch_analysis_checks_total (one metric, so one check per round).",
+    "alone at 100. The same **from the round due**: from the failing round's due time (the status.analysis.nextCheckAt",
+    "it answered, as the harness's watch saw it), so a round started late by a busy queue counts too.",
+    'Prometheus queries per check round: its own prometheus_http_requests_total for /api/v1/query over the run',
+    "÷ the controller's perch_analysis_checks_total (one metric, so one check per round).",
     base
       ? `Each value is before → after (after ÷ before): before = ${base.rev} (${base.commit.slice(0, 10)}), built by` +
         ' git archive + tsc into a temp folder; after = this working tree. The two sides run one after the other' +

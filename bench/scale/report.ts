@@ -27,8 +27,10 @@ export interface SideResult {
   idleMs: number;
   idleCpuSeconds: number;
   idleRequests: number;
-  /** One per faulty Rollout whose rollback was found, in ms (see the description for the definition). */
+  /** One per faulty Rollout whose rollback was found, in ms, from its failing round's start (see the description). */
   rollbackMs: number[];
+  /** The same from the time the failing round was due (status.analysis.nextCheckAt); a peer may have none. */
+  rollbackFromDueMs?: number[];
   faulty: number;
   /** Queries Prometheus answered on /api/v1/query over the run, and the check rounds the controller made. */
   prometheusQueries: number;
@@ -158,11 +160,22 @@ function rows(c: Comparison): Row[] {
     { name: `idle requests, ${idleS} s after all finished`, get: (r) => r.idleRequests, format: dp(0) },
     {
       name: 'rollback latency p50',
-      note: `over ${c.after.rollbackMs.length} of ${c.after.faulty} faulty Rollouts`,
+      note: `from the failing round's start; over ${c.after.rollbackMs.length} of ${c.after.faulty} faulty Rollouts`,
       get: (r) => percentile(r.rollbackMs, 50),
       format: ms,
     },
     { name: 'rollback latency p99', get: (r) => percentile(r.rollbackMs, 99), format: ms },
+    {
+      name: 'rollback latency from the round due, p50',
+      note: `from the failing round's due time; over ${c.after.rollbackFromDueMs?.length ?? 0} of ${c.after.faulty}`,
+      get: (r) => (r.rollbackFromDueMs ? percentile(r.rollbackFromDueMs, 50) : undefined),
+      format: ms,
+    },
+    {
+      name: 'rollback latency from the round due, p99',
+      get: (r) => (r.rollbackFromDueMs ? percentile(r.rollbackFromDueMs, 99) : undefined),
+      format: ms,
+    },
     {
       name: 'Prometheus queries per check round',
       note: `${c.after.prometheusQueries} queries, ${c.after.rounds} rounds`,

@@ -21,9 +21,10 @@ import { startControlPlane, type ControlPlane } from '../../src/sandbox/control-
 import { startPrometheus } from '../../src/sandbox/prometheus/launcher.js';
 import { waitFor } from '../../src/sandbox/wait.js';
 import { startController, type ControllerProcess } from '../../test/support/controller-process.js';
-import { AuditSummary, auditTime, readAuditLog, type AuditEvent } from './audit.js';
+import { AuditSummary, readAuditLog, type AuditEvent } from './audit.js';
 import { commandOf, cpuOf, cpuSeconds, memory } from './proc.js';
 import type { SideResult } from './report.js';
+import { rollbackTimes } from './rollback.js';
 import {
   expectedPhase,
   FAULTY,
@@ -227,6 +228,16 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
     });
     cleanups.push(() => informer.stop());
     const ended = untilAllEnded(informer, all, o.timeoutMs);
+    // The due time of each faulty Rollout's rounds, as its status said over the run (the final status has moved on).
+    const faulty = new Set(all.filter((m) => m.faulty).map((m) => m.name));
+    const dues = new Map<string, Set<number>>();
+    const recordDue = (r: Rollout) => {
+      const name = r.metadata?.name ?? '';
+      const next = Date.parse(r.status?.analysis?.nextCheckAt ?? '');
+      if (!faulty.has(name) || !Number.isFinite(next)) return;
+      dues.set(name, (dues.get(name) ?? new Set()).add(next));
+    };
+    informer.onAdd(recordDue).onUpdate(recordDue);
     await informer.start();
 
     const { apiServer, etcd } = sandboxPids(cp);
@@ -287,17 +298,20 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
     let finished = 0;
     let unexpected = 0;
     const rollbackMs: number[] = [];
+    const rollbackFromDueMs: number[] = [];
     for (const m of all) {
-      const status = finals.get(m.name)?.status;
-      if (!TERMINAL.has(status?.phase ?? '')) continue;
+      const final = finals.get(m.name);
+      const phase = final?.status?.phase ?? '';
+      if (!TERMINAL.has(phase)) continue;
       finished++;
-      if (status?.phase !== expectedPhase(m)) unexpected++;
+      if (phase !== expectedPhase(m)) unexpected++;
       if (!m.faulty) continue;
-      const failed = status?.analysis?.measurements?.find((x) => x.verdict === 'Fail');
-      if (!failed) continue;
-      const knownAt = auditTime(failed.at);
-      const written = summary.rollbackWriteAfter(m.name, knownAt);
-      if (written !== undefined) rollbackMs.push(written - knownAt);
+      const t = rollbackTimes(final, dues.get(m.name) ?? [], (since) =>
+        summary.rollbackWriteAfter(m.name, since),
+      );
+      if (t?.writtenAt === undefined) continue;
+      rollbackMs.push(t.writtenAt - t.knownAt);
+      if (t.dueAt !== undefined) rollbackFromDueMs.push(t.writtenAt - t.dueAt);
     }
     if (summary.clientEvents === 0) throw new Error('the audit log holds no request of the controller');
 
@@ -320,6 +334,7 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
       idleCpuSeconds,
       idleRequests: summary.idle.total,
       rollbackMs,
+      rollbackFromDueMs,
       faulty: all.filter((m) => m.faulty).length,
       prometheusQueries: queries1 - queries0,
       rounds,

@@ -17,7 +17,9 @@ import {
   type Comparison,
   type SideResult,
 } from '../../bench/scale/report.js';
+import { rollbackTimes, roundDue } from '../../bench/scale/rollback.js';
 import { BENCH_USER_AGENT, controllerRequest, sumSamples } from '../../bench/scale/side.js';
+import type { Rollout } from '../../src/api/v1alpha1.js';
 import { members, rolloutBody } from '../../bench/scale/workload.js';
 import { existingSections, selectBenchmarks } from '../../bench/sections.js';
 import type { Benchmark } from '../../bench/run.js';
@@ -127,6 +129,33 @@ describe('bench/scale: the audit log', () => {
     expect(summary.rollbackWriteAfter('a', base + 1000)).to.equal(base + 7000);
     expect(summary.rollbackWriteAfter('a', base + 8000)).to.equal(undefined);
     expect(summary.rollbackWriteAfter('b', base)).to.equal(undefined);
+  });
+});
+
+describe('bench/scale: rollback latency', () => {
+  it('takes the due time of the round that failed: the latest one not after it began', () => {
+    expect(roundDue([base + 10_000, base + 20_000, base + 30_000], base + 21_500)).to.equal(base + 20_000);
+    expect(roundDue([base + 30_000], base + 21_500)).to.equal(undefined);
+  });
+
+  it("measures from the first failing measurement's at to the stable-alone write after it", () => {
+    const final = {
+      status: {
+        phase: 'Failed',
+        analysis: {
+          measurements: [
+            { metric: 'm', value: 100, verdict: 'Pass', at: new Date(base + 10_000).toISOString() },
+            { metric: 'm', value: 0, verdict: 'Fail', at: new Date(base + 20_100).toISOString() },
+          ],
+        },
+      },
+    } as unknown as Rollout;
+    const writes = [base + 5_000, base + 20_180];
+    const t = rollbackTimes(final, [base + 10_000, base + 20_000], (since) => writes.find((w) => w >= since));
+    expect(t).to.deep.equal({ knownAt: base + 20_100, dueAt: base + 20_000, writtenAt: base + 20_180 });
+    expect(rollbackTimes({ status: { phase: 'Succeeded' } } as unknown as Rollout, [], () => 0)).to.equal(
+      undefined,
+    );
   });
 });
 
