@@ -1,9 +1,9 @@
-// `perch demo --fast` with stdout a pipe (plain lines): a person, with kubectl and the kubeconfig the
-// demo wrote, pauses the rollout mid-run and resumes it; v2 is promoted, v3 rolled back, and with
-// --stay the demo keeps running after its summary until Ctrl-C, then exits 0 leaving no process and no
-// data folder. Also Ctrl-C (SIGINT) mid-run: it stops everything and exits 130; and `--router gatewayapi`:
-// the same story over a person's HTTPRoute, ending by itself with exit 0. (The default demo ending by
-// itself with exit 0, on a terminal, is test/e2e/demo-terminal.test.ts.)
+// `perch demo --fast` with stdout a pipe (plain lines): Ctrl-C (SIGINT) mid-run stops everything and exits
+// 130; and with `--router gatewayapi` (the story over a person's HTTPRoute) a person, with kubectl and the
+// kubeconfig the demo wrote, pauses the rollout mid-run and resumes it; v2 is promoted, v3 rolled back, and
+// with --stay the demo keeps running after its summary until Ctrl-C, then exits 0 leaving no process and no
+// data folder. (The default demo, SMI, ending by itself with exit 0, on a terminal, is
+// test/e2e/demo-terminal.test.ts.)
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -160,12 +160,14 @@ describe('perch demo --fast (CLI)', function () {
     expectNothingLeft(run);
   });
 
-  it('a person pauses the rollout with kubectl mid-run and resumes it; --stay keeps it all up until Ctrl-C', async () => {
+  // One demo run for two stories (a demo run is the dearest thing in the suite): a person pausing and
+  // resuming with kubectl under --stay, and the story over a person's HTTPRoute with --router gatewayapi.
+  it("a person pauses the rollout with kubectl mid-run and resumes it; --router gatewayapi: v2 promoted and v3 rolled back over the person's HTTPRoute, whose own rule and filters stay; --stay keeps it all up until Ctrl-C, exit 0", async () => {
     const kubeconfig = join(home, 'person.kubeconfig');
-    const run = startDemo(['--fast', '--stay', '--kubeconfig', kubeconfig]);
+    const run = startDemo(['--fast', '--router', 'gatewayapi', '--stay', '--kubeconfig', kubeconfig]);
     await waitForOutput(run, /^\[ *[\d.]+s\] v2 bookstore-v2: phase=Progressing weight=10 /m, 120_000);
     // What the README tells a person to type, with the kubeconfig the demo printed.
-    const k = (...args: string[]) => kubectlOk(kubeconfig, ['-n', 'bookstore', ...args]);
+    const k = (...args: string[]) => kubectlOk(kubeconfig, ['-n', 'gateway-api-mesh', ...args]);
     await k('annotate', 'rollout', 'bookstore', 'perch.dev/paused=true');
     await waitForOutput(run, /^\[ *[\d.]+s\] v2 bookstore-v2: phase=Paused\(Manual\) /m, 30_000);
 
@@ -200,49 +202,11 @@ describe('perch demo --fast (CLI)', function () {
     const out = run.stdout();
     // stdout is a pipe: plain lines, no terminal escapes.
     expect(out).not.to.include('\x1b[');
-    expect(out).to.include(`watch:  KUBECONFIG=${kubeconfig} kubectl -n bookstore get prl -w\n`);
-    expect(out).to.match(/kubectl -n bookstore annotate rollout bookstore perch\.dev\/paused=true$/m);
-    expect(out).to.match(/^\[ *[\d.]+s\] v2 bookstore-v2: phase=Succeeded weight=100 /m);
-    expect(out).to.match(/^\[ *[\d.]+s\] v3 bookstore-v3: phase=Failed weight=0 /m);
-    // The summary table.
-    expect(out).to.match(/^run +canary +expected +outcome +duration$/m);
-    expect(out).to.match(/^v2 +bookstore-v2 +Succeeded +Succeeded +[\d.]+s +ok$/m);
-    expect(out).to.match(/^v3 +bookstore-v3 +Failed +Failed +[\d.]+s +ok$/m);
-    // bookbuyer's load starts once the TrafficSplit exists: no request went unrouted (503).
-    const load = /^load: (\d+) sent \(([^)]*)\)/m.exec(out);
-    expect(load, 'the load line').not.to.equal(null);
-    expect(Number(load![1])).to.be.greaterThan(100);
-    expect(load![2]).to.match(/^200:\d+ 500:\d+$/);
-    // v3's failure is judged by a real success rate below the 99% threshold.
-    const v3Rate = /^\[ *[\d.]+s\] v3 bookstore-v3: phase=Failed .*success=([\d.]+)%$/m.exec(out)?.[1];
-    expect(Number(v3Rate)).to.be.lessThan(99);
-    // Still up after the summary: kubectl reaches the control plane and sees v3 rolled back.
-    expect(
-      await k('get', 'rollout', 'bookstore', '-o', 'jsonpath={.status.phase} {.spec.canaryService}'),
-    ).to.equal('Failed bookstore-v3');
-    expect(existsSync(kubeconfig)).to.equal(true);
-
-    run.proc.kill('SIGINT');
-    const exit = await run.exited;
-    expect(exit, `stderr:\n${run.stderr()}`).to.deep.equal({ code: 0, signal: null });
-    expect(run.stdout()).to.match(/^demo passed/m);
-    expect(existsSync(kubeconfig), 'the kubeconfig is removed on exit').to.equal(false);
-    expectNothingLeft(run);
-  });
-
-  it("--router gatewayapi: v2 promoted and v3 rolled back over the person's HTTPRoute, whose own rule and filters stay; exit 0", async () => {
-    const kubeconfig = join(home, 'gatewayapi.kubeconfig');
-    const run = startDemo(['--fast', '--router', 'gatewayapi', '--kubeconfig', kubeconfig]);
-    const exit = await run.exited;
-    expect(exit, `stdout:\n${run.stdout()}\nstderr:\n${run.stderr()}`).to.deep.equal({
-      code: 0,
-      signal: null,
-    });
-    const out = run.stdout();
-    expect(out).not.to.include('\x1b[');
+    expect(out).to.include(`watch:  KUBECONFIG=${kubeconfig} kubectl -n gateway-api-mesh get prl -w\n`);
     expect(out).to.include(
       `route:  KUBECONFIG=${kubeconfig} kubectl -n gateway-api-mesh get httproute bookstore -o yaml\n`,
     );
+    expect(out).to.match(/kubectl -n gateway-api-mesh annotate rollout bookstore perch\.dev\/paused=true$/m);
     expect(run.stderr()).to.include('starting the mesh (routes the root Service bookstore by its HTTPRoute)');
     // The HTTPRoute's weights as the mesh routes by them, at each step: only the rule `split` moves, the
     // person's rule `pinned` reads as applied throughout.
@@ -264,13 +228,32 @@ describe('perch demo --fast (CLI)', function () {
     expect(out).not.to.match(/ route: .*pinned: (?!bookstore-v1=1 \|)/);
     expect(out).to.match(/^\[ *[\d.]+s\] v2 bookstore-v2: phase=Succeeded weight=100 /m);
     expect(out).to.match(/^\[ *[\d.]+s\] v3 bookstore-v3: phase=Failed weight=0 /m);
+    // The summary table.
+    expect(out).to.match(/^run +canary +expected +outcome +duration$/m);
     expect(out).to.match(/^v2 +bookstore-v2 +Succeeded +Succeeded +[\d.]+s +ok$/m);
     expect(out).to.match(/^v3 +bookstore-v3 +Failed +Failed +[\d.]+s +ok$/m);
     // The route read back after both runs, against the route as applied.
     expect(out).to.match(
       /^httproute bookstore: Perch changed only weights \(and added the canaries' backendRefs\); your matches, filters, other rules and parentRefs are as you applied them$/m,
     );
-    expect(out).to.match(/^demo passed: v2 promoted, v3 rolled back$/m);
+    // bookbuyer's load starts once the mesh routes the root Service: no request went unrouted (503).
+    const load = /^load: (\d+) sent \(([^)]*)\)/m.exec(out);
+    expect(load, 'the load line').not.to.equal(null);
+    expect(Number(load![1])).to.be.greaterThan(100);
+    expect(load![2]).to.match(/^200:\d+ 500:\d+$/);
+    // v3's failure is judged by a real success rate below the 99% threshold.
+    const v3Rate = /^\[ *[\d.]+s\] v3 bookstore-v3: phase=Failed .*success=([\d.]+)%$/m.exec(out)?.[1];
+    expect(Number(v3Rate)).to.be.lessThan(99);
+    // Still up after the summary: kubectl reaches the control plane and sees v3 rolled back.
+    expect(
+      await k('get', 'rollout', 'bookstore', '-o', 'jsonpath={.status.phase} {.spec.canaryService}'),
+    ).to.equal('Failed bookstore-v3');
+    expect(existsSync(kubeconfig)).to.equal(true);
+
+    run.proc.kill('SIGINT');
+    const exit = await run.exited;
+    expect(exit, `stderr:\n${run.stderr()}`).to.deep.equal({ code: 0, signal: null });
+    expect(run.stdout()).to.match(/^demo passed: v2 promoted, v3 rolled back$/m);
     expect(existsSync(kubeconfig), 'the kubeconfig is removed on exit').to.equal(false);
     expectNothingLeft(run);
   });
