@@ -1,19 +1,32 @@
-// The rollout engine end to end, over each router: `perch controller` as a child process against the
-// real API server, a real Prometheus scraping OSM metrics the test steers, and a watch recording every
+// The rollout engine end to end, over each router at once: `perch controller` as a child process against
+// the real API server, a real Prometheus scraping OSM metrics the test steers, and a watch recording every
 // version of the TrafficSplit, or of a person's HTTPRoute (which must change only in its two weights).
 import { expect } from 'chai';
-import { useController } from '../support/controller-suite.js';
-import { analysis, canaryTraffic, HEALTHY, sharedPrometheus } from '../support/rollout-env.js';
-import { ROUTERS } from '../support/route-under-test.js';
+import { eachRouter, useController } from '../support/controller-suite.js';
+import {
+  analysis,
+  canaryTraffic,
+  HEALTHY,
+  sharedPrometheus,
+  type RolloutEnv,
+} from '../support/rollout-env.js';
+import type { RouterKind } from '../support/route-under-test.js';
 
-for (const router of ROUTERS)
-  describe(`rollout controller over ${router} (sandbox + real Prometheus)`, function () {
-    this.timeout(120_000);
-    const suite = useController({ router });
-    const env = suite.env;
+// Each scenario runs over SMI and over the Gateway API side by side, in a namespace each, under one
+// controller: the runs mostly wait on their 1 s checks.
+describe('rollout controller over smi and gatewayapi (sandbox + real Prometheus)', function () {
+  this.timeout(120_000);
+  const suite = useController();
+  const overEachRouter = async (
+    prefix: string,
+    scenario: (e: RolloutEnv, router: RouterKind) => Promise<void>,
+  ) => eachRouter(await suite.routerEnvs(prefix), scenario);
+  /** Test 1's environment of each router, whose metrics the next test reads. */
+  const healthy = new Map<RouterKind, RolloutEnv>();
 
-    it('1. promotes a healthy canary: stable 100 → 90/10 → 50/50 → canary 100, events in order', async () => {
-      const e = await env('healthy');
+  it('1. promotes a healthy canary: stable 100 → 90/10 → 50/50 → canary 100, events in order', () =>
+    overEachRouter('healthy', async (e, router) => {
+      healthy.set(router, e);
       await canaryTraffic(e);
       await e.createRollout('web', {
         steps: [
@@ -45,26 +58,31 @@ for (const router of ROUTERS)
         'Promoting',
         'Promoted',
       ]);
-    });
+    }));
 
-    it('serves SPEC metrics with real values, /healthz and /readyz', async () => {
-      const get = async (path: string) => {
-        const res = await fetch(`http://${suite.controller().metricsAddress}${path}`);
-        return { status: res.status, body: await res.text() };
-      };
-      expect(await get('/healthz')).to.deep.equal({ status: 200, body: 'ok' });
-      expect(await get('/readyz')).to.deep.equal({ status: 200, body: 'ok' });
-      const { body } = await get('/metrics');
-      const value = (pattern: RegExp) => Number(pattern.exec(body)?.[1] ?? NaN);
-      const ns = suite.envs[0]!.ns;
+  it('serves SPEC metrics with real values, /healthz and /readyz', async () => {
+    const get = async (path: string) => {
+      const res = await fetch(`http://${suite.controller().metricsAddress}${path}`);
+      return { status: res.status, body: await res.text() };
+    };
+    expect(await get('/healthz')).to.deep.equal({ status: 200, body: 'ok' });
+    expect(await get('/readyz')).to.deep.equal({ status: 200, body: 'ok' });
+    const { body } = await get('/metrics');
+    const value = (pattern: RegExp) => Number(pattern.exec(body)?.[1] ?? NaN);
+    expect([...healthy.keys()]).to.have.members(['smi', 'gatewayapi']);
+    for (const [router, e] of healthy) {
+      const ns = e.ns;
       expect(
         value(new RegExp(`perch_rollout_info\\{namespace="${ns}",name="web",phase="Succeeded"\\} (\\S+)`)),
+        router,
       ).to.equal(1);
       expect(
         value(new RegExp(`perch_rollout_info\\{namespace="${ns}",name="web",phase="Progressing"\\} (\\S+)`)),
+        router,
       ).to.equal(0);
       expect(
         value(new RegExp(`perch_rollout_canary_weight\\{namespace="${ns}",name="web"\\} (\\S+)`)),
+        router,
       ).to.equal(100);
       expect(
         value(
@@ -72,27 +90,31 @@ for (const router of ROUTERS)
             `perch_analysis_checks_total\\{namespace="${ns}",name="web",metric="request-success-rate",verdict="Pass"\\} (\\S+)`,
           ),
         ),
+        router,
       ).to.be.at.least(2);
       expect(
         value(new RegExp(`perch_rollout_runs_total\\{namespace="${ns}",outcome="Succeeded"\\} (\\S+)`)),
+        router,
       ).to.equal(1);
-      expect(value(/perch_rollout_run_duration_seconds_count (\S+)/)).to.be.at.least(1);
-      expect(value(/perch_reconcile_duration_seconds_count (\S+)/)).to.be.greaterThan(5);
-      expect(
-        value(/perch_kube_requests_total\{verb="patch",resource="rollouts\/status",code="200"\} (\S+)/),
-      ).to.be.greaterThan(3);
-      // Over SMI the split is Perch's own (created); over the Gateway API, a person's route handed over (patched).
-      const write =
-        router === 'smi'
-          ? /perch_kube_requests_total\{verb="create",resource="trafficsplits",code="201"\} (\S+)/
-          : /perch_kube_requests_total\{verb="patch",resource="httproutes",code="200"\} (\S+)/;
-      expect(value(write)).to.be.at.least(1);
-      expect(value(/perch_prometheus_queries_total\{outcome="success"\} (\S+)/)).to.be.at.least(2);
-      expect(body).to.contain('process_cpu_user_seconds_total');
-    });
+    }
+    expect(value(/perch_rollout_run_duration_seconds_count (\S+)/)).to.be.at.least(2);
+    expect(value(/perch_reconcile_duration_seconds_count (\S+)/)).to.be.greaterThan(10);
+    expect(
+      value(/perch_kube_requests_total\{verb="patch",resource="rollouts\/status",code="200"\} (\S+)/),
+    ).to.be.greaterThan(6);
+    // Over SMI the split is Perch's own (created); over the Gateway API, a person's route handed over (patched).
+    expect(
+      value(/perch_kube_requests_total\{verb="create",resource="trafficsplits",code="201"\} (\S+)/),
+    ).to.be.at.least(1);
+    expect(
+      value(/perch_kube_requests_total\{verb="patch",resource="httproutes",code="200"\} (\S+)/),
+    ).to.be.at.least(1);
+    expect(value(/perch_prometheus_queries_total\{outcome="success"\} (\S+)/)).to.be.at.least(4);
+    expect(body).to.contain('process_cpu_user_seconds_total');
+  });
 
-    it('2. rolls a canary at 20% errors back at the first failing check, naming metric, value and range', async () => {
-      const e = await env('faulty');
+  it('2. rolls a canary at 20% errors back at the first failing check, naming metric, value and range', () =>
+    overEachRouter('faulty', async (e) => {
       await canaryTraffic(e, { rps: 50, errorRate: 0.2, latencyMs: 20 });
       await e.createRollout('web', {
         steps: [{ setWeight: 10 }, { analysis: { iterations: 2 } }, { setWeight: 100 }],
@@ -102,10 +124,10 @@ for (const router of ROUTERS)
       expect(e.weights('web')).to.deep.equal([0, 10, 0]);
       expect(failed.status?.message).to.match(/request-success-rate 8\d(\.\d+)? is below the minimum 99/);
       expect(failed.status?.canaryWeight).to.equal(0);
-    });
+    }));
 
-    it('3. without canary traffic pauses AnalysisInconclusive, never promotes, and goes on when traffic comes', async () => {
-      const e = await env('no-traffic');
+  it('3. without canary traffic pauses AnalysisInconclusive, never promotes, and goes on when traffic comes', () =>
+    overEachRouter('no-traffic', async (e) => {
       await e.createRollout('web', {
         steps: [{ setWeight: 20 }, { analysis: { iterations: 2 } }, { setWeight: 100 }],
         analysis: analysis(),
@@ -123,14 +145,17 @@ for (const router of ROUTERS)
       expect(
         e.rollouts.seen.filter((r) => r.metadata?.name === 'web' && r.status?.phase === 'Succeeded').length,
       ).to.be.greaterThan(0);
-    });
+    }));
 
-    it('4. with Prometheus stopped pauses MetricsUnavailable without rolling back, and completes once it is back', async () => {
-      const e = await env('prom-down');
-      await canaryTraffic(e);
-      const { prometheus } = await sharedPrometheus();
+  it('4. with Prometheus stopped pauses MetricsUnavailable without rolling back, and completes once it is back', async () => {
+    // One Prometheus for both routers: both runs are at their first passing check before it stops.
+    const envs = await suite.routerEnvs('prom-down');
+    const { prometheus } = await sharedPrometheus();
+    await eachRouter(envs, (e) => canaryTraffic(e));
+    await eachRouter(envs, async (e) => {
       await e.createRollout('web', {
-        steps: [{ setWeight: 10 }, { analysis: { iterations: 3 } }, { setWeight: 100 }],
+        // Four passes to promote: room for the other router's run to reach its first before Prometheus stops.
+        steps: [{ setWeight: 10 }, { analysis: { iterations: 4 } }, { setWeight: 100 }],
         analysis: analysis({ errorLimit: 1 }),
       });
       await e.until(
@@ -138,14 +163,18 @@ for (const router of ROUTERS)
         (r) => r.status?.canaryWeight === 10 && (r.status.analysis?.passed ?? 0) >= 1,
         'a first passing check at 10%',
       );
-      await prometheus.restart(async () => {
+    });
+    await prometheus.restart(() =>
+      eachRouter(envs, async (e) => {
         const held = await e.until(
           'web',
           (r) => r.status?.pauseReason === 'MetricsUnavailable',
           'a MetricsUnavailable pause',
         );
         expect(held.status?.canaryWeight).to.equal(10);
-      });
+      }),
+    );
+    await eachRouter(envs, async (e) => {
       await e.phase('web', 'Succeeded');
       expect(e.weights('web')).to.deep.equal([0, 10, 100]);
       expect(
@@ -155,9 +184,10 @@ for (const router of ROUTERS)
         ),
       ).to.equal(false);
     });
+  });
 
-    it('5a. perch.dev/paused holds the weight, and a failing check while paused still rolls back', async () => {
-      const e = await env('paused-fail');
+  it('5a. perch.dev/paused holds the weight, and a failing check while paused still rolls back', () =>
+    overEachRouter('paused-fail', async (e) => {
       await canaryTraffic(e);
       await e.createRollout(
         'web',
@@ -174,10 +204,10 @@ for (const router of ROUTERS)
       const failed = await e.phase('web', 'Failed');
       expect(failed.metadata?.annotations?.['perch.dev/paused']).to.equal('true');
       expect(e.weights('web')).to.deep.equal([0, 10, 0]);
-    });
+    }));
 
-    it('5b. removing perch.dev/paused resumes; pause: {} waits for perch.dev/resume, which is removed', async () => {
-      const e = await env('pause-resume');
+  it('5b. removing perch.dev/paused resumes; pause: {} waits for perch.dev/resume, which is removed', () =>
+    overEachRouter('pause-resume', async (e) => {
       await canaryTraffic(e);
       await e.createRollout(
         'web',
@@ -200,10 +230,10 @@ for (const router of ROUTERS)
       expect(reasons).to.include('Resumed');
       // The resume was acted on once: no later reconcile saw it again (cache behind our removal).
       expect(reasons).to.not.include('AnnotationIgnored');
-    });
+    }));
 
-    it('5c. perch.dev/promote promotes now (also out of an inconclusive pause) and is removed', async () => {
-      const e = await env('promote');
+  it('5c. perch.dev/promote promotes now (also out of an inconclusive pause) and is removed', () =>
+    overEachRouter('promote', async (e) => {
       await e.createRollout('web', {
         steps: [{ setWeight: 10 }, { analysis: { iterations: 5 } }, { setWeight: 50 }],
         analysis: analysis(),
@@ -213,10 +243,10 @@ for (const router of ROUTERS)
       const done = await e.phase('web', 'Succeeded');
       expect(done.metadata?.annotations?.['perch.dev/promote']).to.equal(undefined);
       expect(e.weights('web')).to.deep.equal([0, 10, 100]);
-    });
+    }));
 
-    it('5d. perch.dev/abort gives Aborted at stable 100; perch.dev/retry starts again from step 0', async () => {
-      const e = await env('abort-retry');
+  it('5d. perch.dev/abort gives Aborted at stable 100; perch.dev/retry starts again from step 0', () =>
+    overEachRouter('abort-retry', async (e) => {
       await canaryTraffic(e);
       await e.createRollout('web', {
         steps: [{ setWeight: 30 }, { pause: {} }, { setWeight: 100 }],
@@ -237,10 +267,10 @@ for (const router of ROUTERS)
       expect(again.status?.currentStepIndex).to.equal(1);
       await e.until('web', (r) => !r.metadata?.annotations?.['perch.dev/retry'], 'retry removed');
       expect(e.weights('web')).to.deep.equal([0, 30, 0, 30]);
-    });
+    }));
 
-    it('7. a new generation mid-run (another canaryService) starts again from stable 100', async () => {
-      const e = await env('new-generation');
+  it('7. a new generation mid-run (another canaryService) starts again from stable 100', () =>
+    overEachRouter('new-generation', async (e) => {
       await e.service('web-v3');
       await canaryTraffic(e);
       await canaryTraffic(e, HEALTHY, 'web-v3');
@@ -262,5 +292,5 @@ for (const router of ROUTERS)
       const last40 = history.lastIndexOf('web-v1=60,web-v2=40');
       expect(last40, 'the first generation at 40%').to.be.greaterThan(-1);
       expect(history.slice(last40 + 1)).to.deep.equal(['web-v1=100', 'web-v1=60,web-v3=40']);
-    });
-  });
+    }));
+});

@@ -1,16 +1,42 @@
-// Mocha hooks for a file of controller scenarios: one `perch controller` child for the file, its
-// warnings printed when a test fails, and the test environments closed after.
+// Mocha hooks for a file of controller scenarios: one `perch controller` child for the file, its warnings
+// printed when a test fails, the test environments closed after; and a scenario run over each router at once.
 import { sharedControlPlane } from './control-plane.js';
 import { startController, type ControllerProcess } from './controller-process.js';
 import { expect } from 'chai';
 import { RolloutEnv, sharedPrometheus } from './rollout-env.js';
-import type { RouterKind } from './route-under-test.js';
+import { ROUTERS, type RouterKind } from './route-under-test.js';
 
 export interface ControllerSuite {
   controller(): ControllerProcess;
-  env(prefix: string, services?: string[]): Promise<RolloutEnv>;
+  /** A namespace and its Services; its Rollouts use `router` (default: the suite's) unless they name one. */
+  env(prefix: string, services?: string[], router?: RouterKind): Promise<RolloutEnv>;
+  /** An environment per router, made side by side, for a scenario run over each at once with `eachRouter`. */
+  routerEnvs(prefix: string, services?: string[]): Promise<Map<RouterKind, RolloutEnv>>;
   /** Environments made so far, in order. */
   envs: RolloutEnv[];
+}
+
+/**
+ * Runs `step` over every router's environment at once (scenarios mostly wait on their checks) and waits
+ * for each to end, so none runs on into the next test; a failure names its router, and any other's.
+ */
+export async function eachRouter(
+  envs: Map<RouterKind, RolloutEnv>,
+  step: (e: RolloutEnv, router: RouterKind) => Promise<void>,
+): Promise<void> {
+  const routers = [...envs.keys()];
+  const results = await Promise.allSettled(routers.map((router) => step(envs.get(router)!, router)));
+  const failures = results.flatMap((result, i) =>
+    result.status === 'rejected' ? [{ router: routers[i]!, reason: result.reason as unknown }] : [],
+  );
+  if (failures.length === 0) return;
+  const text = (reason: unknown) => (reason instanceof Error ? reason.message : String(reason));
+  const [first, ...others] = failures;
+  const err = first!.reason instanceof Error ? first!.reason : new Error(text(first!.reason));
+  err.message =
+    `over ${first!.router}: ${err.message}` +
+    others.map((o) => `\n(and over ${o.router}: ${text(o.reason)})`).join('');
+  throw err;
 }
 
 export interface ControllerSuiteOptions {
@@ -25,6 +51,11 @@ export interface ControllerSuiteOptions {
 export function useController(opts: ControllerSuiteOptions = {}): ControllerSuite {
   let controller: ControllerProcess | undefined;
   const envs: RolloutEnv[] = [];
+  const env = async (prefix: string, services?: string[], router = opts.router) => {
+    const e = await RolloutEnv.create(prefix, services, router);
+    envs.push(e);
+    return e;
+  };
   before(async () => {
     const cp = await sharedControlPlane();
     const prometheusUrl = opts.prometheusUrl ?? (await sharedPrometheus()).prometheus.url;
@@ -47,10 +78,10 @@ export function useController(opts: ControllerSuiteOptions = {}): ControllerSuit
   return {
     controller: () => controller!,
     envs,
-    async env(prefix, services) {
-      const e = await RolloutEnv.create(prefix, services, opts.router);
-      envs.push(e);
-      return e;
+    env,
+    async routerEnvs(prefix, services) {
+      const made = await Promise.all(ROUTERS.map((router) => env(`${prefix}-${router}`, services, router)));
+      return new Map(ROUTERS.map((router, i) => [router, made[i]!]));
     },
   };
 }
