@@ -1,12 +1,18 @@
 // More of the rollout engine end to end: validation, promotion windows, every SMI version, Flagger-shaped
-// templates and shorthand; then, over each router, deletion, objects that are not Perch's, and drift.
+// templates and shorthand; then, over each router at once, deletion, objects that are not Perch's, and drift.
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import type { Rollout, RolloutSpec, SmiApiVersion } from '../../src/api/v1alpha1.js';
-import { useController } from '../support/controller-suite.js';
+import { eachRouter, useController } from '../support/controller-suite.js';
 import { kubectl } from '../support/kubectl.js';
-import { analysis, canaryTraffic, HEALTHY, sharedPrometheus } from '../support/rollout-env.js';
-import { ROUTERS } from '../support/route-under-test.js';
+import {
+  analysis,
+  canaryTraffic,
+  HEALTHY,
+  sharedPrometheus,
+  type RolloutEnv,
+} from '../support/rollout-env.js';
+import type { RouterKind } from '../support/route-under-test.js';
 
 const valid = (r: Rollout) => r.status?.conditions?.find((c) => c.type === 'Valid');
 
@@ -280,15 +286,18 @@ describe('rollout scenarios (sandbox + real Prometheus)', function () {
   });
 });
 
-// What every router must do alike (SPEC §3): deletion, ownership, drift.
-for (const router of ROUTERS)
-  describe(`routing object scenarios over ${router} (sandbox + real Prometheus)`, function () {
-    this.timeout(180_000);
-    const suite = useController({ router });
-    const env = suite.env;
+// What every router must do alike (SPEC §3): deletion, ownership, drift; over each router side by side,
+// in a namespace each, under one controller.
+describe('routing object scenarios over smi and gatewayapi (sandbox + real Prometheus)', function () {
+  this.timeout(180_000);
+  const suite = useController();
+  const overEachRouter = async (
+    prefix: string,
+    scenario: (e: RolloutEnv, router: RouterKind) => Promise<void>,
+  ) => eachRouter(await suite.routerEnvs(prefix), scenario);
 
-    it('12a. a Rollout deleted mid-run writes stable 100, then releases its routing object, which outlives it', async () => {
-      const e = await env('delete');
+  it('12a. a Rollout deleted mid-run writes stable 100, then releases its routing object, which outlives it', () =>
+    overEachRouter('delete', async (e, router) => {
       await canaryTraffic(e);
       // The routing object is Perch's own here (created, with an ownerReference), so it has one to release.
       await e.createRollout('web', {
@@ -306,10 +315,10 @@ for (const router of ROUTERS)
       expect(history.at(-1)).to.equal('update web-v1=100');
       expect(history.filter((h) => h.startsWith('delete'))).to.deep.equal([]);
       expect(e.weights('web')).to.deep.equal([0, 40, 0]);
-    });
+    }));
 
-    it("12b. never touches a routing object that is not Perch's (TrafficRouted=False, NotOwned)", async () => {
-      const e = await env('not-owned');
+  it("12b. never touches a routing object that is not Perch's (TrafficRouted=False, NotOwned)", () =>
+    overEachRouter('not-owned', async (e) => {
       await e.createForeignRoute('web', 70, 30);
       await e.createRollout('web', { steps: [{ setWeight: 10 }, { setWeight: 100 }], analysis: analysis() });
       const r = await e.until(
@@ -324,10 +333,10 @@ for (const router of ROUTERS)
       ]);
       const route = await e.route('web');
       expect(route?.metadata?.ownerReferences).to.equal(undefined);
-    });
+    }));
 
-    it("12c. undoes someone else's weight change, with a TrafficDrift Event", async () => {
-      const e = await env('drift');
+  it("12c. undoes someone else's weight change, with a TrafficDrift Event", () =>
+    overEachRouter('drift', async (e) => {
       await canaryTraffic(e, HEALTHY);
       await e.createRollout('web', {
         steps: [{ setWeight: 20 }, { pause: {} }, { setWeight: 100 }],
@@ -347,5 +356,5 @@ for (const router of ROUTERS)
       expect(restored.backends).to.equal('web-v1=80,web-v2=20');
       const events = await e.eventsUntil('web', 'TrafficDrift');
       expect(events.find((x) => x.reason === 'TrafficDrift')?.type).to.equal('Warning');
-    });
-  });
+    }));
+});
