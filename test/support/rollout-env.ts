@@ -284,7 +284,9 @@ export class RolloutEnv {
     const routed = r.status?.conditions?.find((c) => c.type === 'TrafficRouted')?.status === 'True';
     const [kind, route] = (r.status?.runTarget?.route ?? '').split('/');
     const weight = r.status?.canaryWeight;
-    if (routed && route && kind === resourceOf(this.router).kind && weight !== undefined) {
+    // The recording reads the first rule routing to stable: a Rollout choosing its rules is read by its test.
+    const chosen = r.spec.trafficRouting?.gatewayAPI?.rules !== undefined;
+    if (routed && !chosen && route && kind === resourceOf(this.router).kind && weight !== undefined) {
       const last = () => this.splits.seen.filter((v) => v.name === route && v.type !== 'delete').at(-1);
       await waitFor(async () => (last()?.canary === weight ? true : undefined), {
         what: `${route}: the route's watch at canary ${weight}`,
