@@ -214,7 +214,8 @@ describe('perch sandbox (CLI)', function () {
     expect(existsSync(sb.dataDir), `data dir ${sb.dataDir} after stop`).to.equal(false);
   });
 
-  it('on SIGKILL the kernel ends every child, and the next start sweeps the stale data dir', async () => {
+  // The next start is the --faults one: a sandbox start is the dearest step here, and one serves both.
+  it('on SIGKILL the kernel ends every child, and the next start sweeps the stale data dir; with --faults it points the kubeconfig at the fault proxy, and kubectl works through it', async () => {
     const killed = await startSandbox();
     killed.launcher.proc.kill('SIGKILL');
     expect(await killed.launcher.exited).to.deep.equal({ code: null, signal: 'SIGKILL' });
@@ -226,34 +227,28 @@ describe('perch sandbox (CLI)', function () {
     // Nothing could clean up after a SIGKILL: the data dir is left for the next start.
     expect(existsSync(killed.dataDir), `stale data dir ${killed.dataDir}`).to.equal(true);
 
-    const next = await startSandbox();
+    const next = await startSandbox(['--faults', 'seed=3,latency=5ms,watch-cut=30s']);
     expect(next.dataDir).not.to.equal(killed.dataDir);
     expect(existsSync(killed.dataDir), `stale data dir ${killed.dataDir} after the next start`).to.equal(
       false,
     );
 
-    next.launcher.proc.kill('SIGTERM');
-    expect(await next.launcher.exited).to.deep.equal({ code: 0, signal: null });
-    expect(alive(next.children.keys())).to.deep.equal([]);
-    expect(existsSync(next.dataDir)).to.equal(false);
-  });
-
-  it('with --faults, points the kubeconfig at the fault proxy, and kubectl works through it', async () => {
-    const sb = await startSandbox(['--faults', 'seed=3,latency=5ms,watch-cut=30s']);
     const apiServerPort = Number(
-      cmdline([...sb.children].find(([, p]) => p === 'kube-apiserver')![0])
+      cmdline([...next.children].find(([, p]) => p === 'kube-apiserver')![0])
         .find((a) => a.startsWith('--secure-port='))!
         .split('=')[1],
     );
     // The kubeconfig's server is the proxy, not kube-apiserver's own port.
-    expect(Number(new URL(sb.url).port)).to.not.equal(apiServerPort);
-    const out = await kubectlOk(sb.kubeconfig, ['get', 'namespaces', '-o', 'name']);
+    expect(Number(new URL(next.url).port)).to.not.equal(apiServerPort);
+    const out = await kubectlOk(next.kubeconfig, ['get', 'namespaces', '-o', 'name']);
     expect(out.split('\n')).to.include('namespace/default');
-    const created = await kubectlOk(sb.kubeconfig, ['create', 'namespace', 'through-proxy']);
+    const created = await kubectlOk(next.kubeconfig, ['create', 'namespace', 'through-proxy']);
     expect(created).to.contain('namespace/through-proxy created');
-    sb.launcher.proc.kill('SIGTERM');
-    expect(await sb.launcher.exited).to.deep.equal({ code: 0, signal: null });
-    expect(alive(sb.children.keys())).to.deep.equal([]);
+
+    next.launcher.proc.kill('SIGTERM');
+    expect(await next.launcher.exited).to.deep.equal({ code: 0, signal: null });
+    expect(alive(next.children.keys())).to.deep.equal([]);
+    expect(existsSync(next.dataDir)).to.equal(false);
   });
 
   describe('perch sandbox prepare', () => {
