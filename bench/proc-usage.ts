@@ -1,5 +1,5 @@
-// What a process has cost so far, from /proc: CPU time (utime + stime of /proc/<pid>/stat) and
-// resident memory now and at its peak (VmRSS and VmHWM of /proc/<pid>/status).
+// What a process has cost so far, from /proc by its PID: CPU time (utime + stime of /proc/<pid>/stat, every
+// thread) and resident memory now and at its peak (VmRSS and VmHWM of /proc/<pid>/status).
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
@@ -68,4 +68,21 @@ export function commOf(pid: number): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The one of `pids` that runs `program` (its comm), e.g. the sandbox's etcd; throws naming what runs. */
+export function pidOfProgram(pids: readonly number[], program: string): number {
+  const pid = pids.find((p) => commOf(p) === program);
+  if (pid === undefined) {
+    const running = pids.map((p) => `${p} ${commOf(p) ?? '(gone)'}`).join(', ');
+    throw new Error(`no process runs ${program} among ${running || 'no PIDs'}`);
+  }
+  return pid;
+}
+
+/** CPU milliseconds of several live processes at one moment, by a name the caller gives each. */
+export function cpuMsOf<K extends string>(pids: Record<K, number>): Record<K, number> {
+  return Object.fromEntries(
+    Object.entries<number>(pids).map(([name, pid]) => [name, procUsage(pid).cpuMs]),
+  ) as Record<K, number>;
 }

@@ -1,7 +1,7 @@
-// How long a faulty Rollout's rollback took the engine: from its failing check round (when it began, and
-// when it was due) to the API server receiving the TrafficSplit write that routes the stable Service alone.
+// How long a faulty Rollout's rollback took the engine: from its failing check round (begun, and due) to the
+// API server receiving the TrafficSplit write that routes the stable Service alone, found in the audit log.
 import type { Rollout } from '../../src/api/v1alpha1.js';
-import { auditTime } from './audit.js';
+import { auditTime, isCountedStage, type AuditEvent, type ClientFilter } from '../audit-tally.js';
 
 export interface RollbackTimes {
   /** The failing measurement's `at`: the reconcile that began the round (its Prometheus query follows). */
@@ -33,4 +33,62 @@ export function rollbackTimes(
   const knownAt = auditTime(failed.at) || Date.parse(failed.at);
   if (!Number.isFinite(knownAt)) return undefined;
   return { knownAt, dueAt: roundDue(nextCheckAts, knownAt), writtenAt: stableAloneWriteAfter(knownAt) };
+}
+
+/** Whether a body routes all traffic to `stable`: a `backends` array (anywhere in it) of that Service alone at 100. */
+export function routesStableAlone(body: unknown, stable: string): boolean {
+  const found = findBackends(body);
+  if (!found || found.length !== 1) return false;
+  const only = found[0] as { service?: unknown; weight?: unknown } | null;
+  return only?.service === stable && Number(only.weight) === 100;
+}
+
+/** The first `backends` array in a merge patch, an update's object or a JSON patch's values. */
+function findBackends(v: unknown): unknown[] | undefined {
+  if (Array.isArray(v)) {
+    for (const item of v) {
+      const inner = findBackends(item);
+      if (inner) return inner;
+    }
+    return undefined;
+  }
+  if (v === null || typeof v !== 'object') return undefined;
+  const o = v as Record<string, unknown>;
+  if (Array.isArray(o.backends)) return o.backends;
+  // A JSON patch operation on /spec/backends carries the array as its value.
+  if (typeof o.path === 'string' && /\/backends$/.test(o.path) && Array.isArray(o.value)) return o.value;
+  for (const value of Object.values(o)) {
+    const inner = findBackends(value);
+    if (inner) return inner;
+  }
+  return undefined;
+}
+
+/** From the audit log, per TrafficSplit, when the client's accepted writes (not creates) routed its stable Service alone. */
+export class StableAloneWrites {
+  private readonly times = new Map<string, number[]>();
+
+  constructor(
+    private readonly isClient: ClientFilter,
+    /** TrafficSplit name to its stable Service. */
+    private readonly stableOf: (split: string) => string | undefined,
+  ) {}
+
+  add(e: AuditEvent): void {
+    const name = e.objectRef?.name;
+    if (e.objectRef?.resource !== 'trafficsplits' || !name || (e.verb !== 'patch' && e.verb !== 'update'))
+      return;
+    if (!isCountedStage(e) || !this.isClient(e)) return;
+    const stable = this.stableOf(name);
+    const code = e.responseStatus?.code ?? 0;
+    if (!stable || code < 200 || code >= 300 || !routesStableAlone(e.requestObject, stable)) return;
+    const list = this.times.get(name) ?? [];
+    list.push(auditTime(e.requestReceivedTimestamp));
+    this.times.set(name, list);
+  }
+
+  /** The first stable-alone write of `split` at or after `since`, or undefined. */
+  after(split: string, since: number): number | undefined {
+    return (this.times.get(split) ?? []).filter((t) => t >= since).sort((a, b) => a - b)[0];
+  }
 }

@@ -21,10 +21,10 @@ import { startControlPlane, type ControlPlane } from '../../src/sandbox/control-
 import { startPrometheus } from '../../src/sandbox/prometheus/launcher.js';
 import { waitFor } from '../../src/sandbox/wait.js';
 import { startController, type ControllerProcess } from '../../test/support/controller-process.js';
-import { AuditSummary, readAuditLog, type AuditEvent } from './audit.js';
-import { commandOf, cpuOf, cpuSeconds, memory } from './proc.js';
+import { AuditTally, readAuditLog, type ClientFilter } from '../audit-tally.js';
+import { cpuMsOf, pidOfProgram, procUsage } from '../proc-usage.js';
 import type { SideResult } from './report.js';
-import { rollbackTimes } from './rollback.js';
+import { rollbackTimes, StableAloneWrites } from './rollback.js';
 import {
   expectedPhase,
   FAULTY,
@@ -33,6 +33,7 @@ import {
   members,
   NAMESPACE,
   rolloutBody,
+  SCRAPE_INTERVAL,
   serviceBody,
   SUCCESS_RATE,
   TERMINAL,
@@ -62,7 +63,7 @@ export interface SideOptions {
 }
 
 /** Whether an audit event is the controller's: its user agent, or, for a build older than that, the admin's that is not the harness's. */
-export function controllerRequest(adminUser: string): (e: AuditEvent) => boolean {
+export function controllerRequest(adminUser: string): ClientFilter {
   return (e) => {
     const ua = e.userAgent ?? '';
     if (ua.startsWith(CONTROLLER_USER_AGENT)) return true;
@@ -128,13 +129,11 @@ const prometheusQueries = async (prometheusUrl: string) =>
 /** The sandbox's kube-apiserver and etcd, by the program each of its PIDs runs. */
 function sandboxPids(cp: ControlPlane): { apiServer: number; etcd: number } {
   const pids = cp.pids();
-  const find = (comm: string) => {
-    const pid = pids.find((p) => commandOf(p) === comm);
-    if (pid === undefined) throw new Error(`the sandbox runs no ${comm} (its PIDs: ${pids.join(', ')})`);
-    return pid;
-  };
-  return { apiServer: find('kube-apiserver'), etcd: find('etcd') };
+  return { apiServer: pidOfProgram(pids, 'kube-apiserver'), etcd: pidOfProgram(pids, 'etcd') };
 }
+
+const rssKiB = (pid: number) => procUsage(pid).rssBytes / 1024;
+const cpuSeconds = (pid: number) => procUsage(pid).cpuMs / 1000;
 
 /** Resolves when every member has ended, or after `timeoutMs` with however many had. */
 function untilAllEnded(
@@ -188,7 +187,7 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
     for (const m of all) target.set(NAMESPACE, m.canary, m.faulty ? FAULTY : HEALTHY);
     const prometheus = await startPrometheus({
       jobs: [{ name: 'mesh', targets: [target.target] }],
-      scrapeInterval: '2s',
+      scrapeInterval: SCRAPE_INTERVAL,
     });
     cleanups.push(() => prometheus.stop());
 
@@ -218,7 +217,7 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
     cleanups.push(() => ctl.stop());
     await readyController(ctl.metricsAddress);
     await pause(3_000);
-    const idleBefore = memory(ctl.pid);
+    const idleRssKiB = rssKiB(ctl.pid);
 
     const informer = new Informer<Rollout & KubernetesObject>(kc, {
       apiVersion: 'perch.dev/v1alpha1',
@@ -243,7 +242,7 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
     const { apiServer, etcd } = sandboxPids(cp);
     const pids = { controller: ctl.pid, apiServer, etcd, prometheus: prometheus.pid() };
     const runFrom = Date.now();
-    const cpu0 = cpuOf(pids);
+    const cpu0 = cpuMsOf(pids);
     const queries0 = await prometheusQueries(prometheus.url);
 
     const { options, agent } = keepAlive(cp.caPem);
@@ -266,8 +265,8 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
 
     await pause(SETTLE_MS);
     const runTo = Date.now();
-    const cpu1 = cpuOf(pids);
-    const end = memory(ctl.pid);
+    const cpu1 = cpuMsOf(pids);
+    const endRssKiB = rssKiB(ctl.pid);
     const queries1 = await prometheusQueries(prometheus.url);
     const ctlMetrics = await scrape(`http://${ctl.metricsAddress}/metrics`);
     const rounds = sumSamples(ctlMetrics, 'perch_analysis_checks_total');
@@ -278,7 +277,7 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
     await pause(o.idleMs);
     const idleCpuSeconds = cpuSeconds(ctl.pid) - idleCpu0;
     const idleTo = Date.now();
-    const hwm = memory(ctl.pid).hwmKiB;
+    const hwmKiB = procUsage(ctl.pid).peakRssBytes / 1024;
 
     // The final status of each Rollout, before anything stops.
     const finals = new Map(all.map((m) => [m.name, informer.get(m.name, NAMESPACE)]));
@@ -287,13 +286,17 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
 
     step('reading the audit log');
     const stableOf = new Map(all.map((m) => [m.name, m.stable]));
-    const summary = new AuditSummary({
-      isClient: controllerRequest(adminUserOf(cp)),
+    const isController = controllerRequest(adminUserOf(cp));
+    const tally = new AuditTally(isController, {
       run: { from: runFrom, to: runTo },
       idle: { from: idleFrom, to: idleTo },
-      stableOf: (split) => stableOf.get(split),
     });
-    await readAuditLog(auditLog, summary);
+    const rollbackWrites = new StableAloneWrites(isController, (split) => stableOf.get(split));
+    await readAuditLog(auditLog, (e) => {
+      tally.add(e);
+      rollbackWrites.add(e);
+    });
+    const { run, idle } = tally.windows;
 
     let finished = 0;
     let unexpected = 0;
@@ -306,14 +309,12 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
       finished++;
       if (phase !== expectedPhase(m)) unexpected++;
       if (!m.faulty) continue;
-      const t = rollbackTimes(final, dues.get(m.name) ?? [], (since) =>
-        summary.rollbackWriteAfter(m.name, since),
-      );
+      const t = rollbackTimes(final, dues.get(m.name) ?? [], (since) => rollbackWrites.after(m.name, since));
       if (t?.writtenAt === undefined) continue;
       rollbackMs.push(t.writtenAt - t.knownAt);
       if (t.dueAt !== undefined) rollbackFromDueMs.push(t.writtenAt - t.dueAt);
     }
-    if (summary.clientEvents === 0) throw new Error('the audit log holds no request of the controller');
+    if (tally.clientEvents === 0) throw new Error('the audit log holds no request of the controller');
 
     return {
       label: o.label,
@@ -322,25 +323,25 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
       finished,
       unexpected,
       createMs,
-      requests: Object.fromEntries(summary.run.byKey),
-      writes: summary.run.writes,
-      reads: summary.run.reads,
-      watches: summary.run.watches,
-      controllerCpuSeconds: (cpu1.controller ?? NaN) - (cpu0.controller ?? NaN),
-      idleRssKiB: idleBefore.rssKiB,
-      endRssKiB: end.rssKiB,
-      hwmKiB: hwm,
+      requests: run.byVerbResource,
+      writes: run.writes,
+      reads: run.reads,
+      watches: run.watches,
+      controllerCpuSeconds: (cpu1.controller - cpu0.controller) / 1000,
+      idleRssKiB,
+      endRssKiB,
+      hwmKiB,
       idleMs: idleTo - idleFrom,
       idleCpuSeconds,
-      idleRequests: summary.idle.total,
+      idleRequests: idle.total,
       rollbackMs,
       rollbackFromDueMs,
       faulty: all.filter((m) => m.faulty).length,
       prometheusQueries: queries1 - queries0,
       rounds,
-      apiServerCpuSeconds: (cpu1.apiServer ?? NaN) - (cpu0.apiServer ?? NaN),
-      etcdCpuSeconds: (cpu1.etcd ?? NaN) - (cpu0.etcd ?? NaN),
-      prometheusCpuSeconds: (cpu1.prometheus ?? NaN) - (cpu0.prometheus ?? NaN),
+      apiServerCpuSeconds: (cpu1.apiServer - cpu0.apiServer) / 1000,
+      etcdCpuSeconds: (cpu1.etcd - cpu0.etcd) / 1000,
+      prometheusCpuSeconds: (cpu1.prometheus - cpu0.prometheus) / 1000,
       runMs: runTo - runFrom,
     };
   } finally {

@@ -4,6 +4,8 @@ import type { TrafficProfile } from '../../src/sandbox/apps/osm-metrics-target.j
 
 export const NAMESPACE = 'bench-scale';
 export const INTERVAL = '10s';
+/** Prometheus scrapes the metrics target this often: several samples in each check's window. */
+export const SCRAPE_INTERVAL = '2s';
 
 /** SPEC §2's success rate, its window the check interval; `or vector(0)`: an all-5xx canary reads 0 %. */
 export const SUCCESS_RATE =

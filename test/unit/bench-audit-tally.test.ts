@@ -1,27 +1,68 @@
-// The benchmarks' audit-log tally: one client's finished requests, by verb and resource, per time window.
+// The benchmarks' audit-log tally: one client's requests, each counted once, by verb and resource, per window.
 import { expect } from 'chai';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tallyAudit, tallyAuditFile, userAgentOf, type AuditLine } from '../../bench/audit-tally.js';
+import {
+  AuditTally,
+  auditTime,
+  isCountedStage,
+  requestKey,
+  tallyAudit,
+  tallyAuditFile,
+  userAgentOf,
+  type AuditEvent,
+} from '../../bench/audit-tally.js';
 
 const FLAGGER = 'flagger/v0.0.0 (linux/amd64) kubernetes/$Format';
 const PERCH = 'perch-controller/0.1.0 (linux/x64) abc';
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 
 /** An audit event `ms` after T0, with microseconds in its timestamp as the API server writes them. */
-function at(ms: number, e: Partial<AuditLine> & { verb: string }): AuditLine {
+function at(ms: number, e: Partial<AuditEvent> & { verb: string }): AuditEvent {
   const iso = new Date(T0 + ms).toISOString().replace('Z', '123Z');
   return { stage: 'ResponseComplete', userAgent: FLAGGER, requestReceivedTimestamp: iso, ...e };
 }
 
 const canaryStatus = { resource: 'canaries', subresource: 'status', apiGroup: 'flagger.app' };
-const windows = [
-  { name: 'run', from: T0, to: T0 + 10_000 },
-  { name: 'idle', from: T0 + 10_000, to: T0 + 20_000 },
-];
+const windows = {
+  run: { from: T0, to: T0 + 10_000 },
+  idle: { from: T0 + 10_000, to: T0 + 20_000 },
+};
 
 describe('bench audit tally', () => {
+  it('keeps the microseconds of an audit timestamp', () => {
+    const base = Date.parse('2026-11-30T01:00:00Z');
+    expect(auditTime('2026-11-30T01:00:00.123456Z') - base).to.be.closeTo(123.456, 1e-3);
+    expect(auditTime('2026-11-30T01:00:00Z')).to.equal(base);
+    expect(auditTime('2026-11-30T02:00:00.5+01:00')).to.equal(base + 500);
+    expect(Number.isNaN(auditTime('not a time'))).to.equal(true);
+  });
+
+  it('names a request by verb and resource with its subresource, whatever its API group', () => {
+    expect(
+      requestKey(at(0, { verb: 'patch', objectRef: { resource: 'rollouts', subresource: 'status' } })),
+    ).to.equal('patch rollouts/status');
+    // Core Events (Flagger) and events.k8s.io Events share a row.
+    expect(requestKey(at(0, { verb: 'create', objectRef: { resource: 'events' } }))).to.equal(
+      'create events',
+    );
+    expect(
+      requestKey(at(0, { verb: 'create', objectRef: { resource: 'events', apiGroup: 'events.k8s.io' } })),
+    ).to.equal('create events');
+    expect(requestKey(at(0, { verb: 'get' }))).to.equal('get nonresource');
+  });
+
+  it('counts a watch when it starts and any other request when it completes or panics', () => {
+    const stage = (verb: string, s: string) => isCountedStage(at(0, { verb, stage: s }));
+    expect(stage('watch', 'ResponseStarted')).to.equal(true);
+    expect(stage('watch', 'ResponseComplete')).to.equal(false);
+    expect(stage('get', 'ResponseStarted')).to.equal(false);
+    expect(stage('get', 'RequestReceived')).to.equal(false);
+    expect(stage('get', 'ResponseComplete')).to.equal(true);
+    expect(stage('patch', 'Panic')).to.equal(true);
+  });
+
   it('counts writes by verb and resource, reads outside watches apart, per window', () => {
     const t = tallyAudit(
       [
@@ -32,47 +73,52 @@ describe('bench audit tally', () => {
         at(5, { verb: 'get', objectRef: { resource: 'services' } }),
         at(6, { verb: 'list', objectRef: { resource: 'canaries', apiGroup: 'flagger.app' } }),
         // A LIST with watch=true is audited as `watch`: not a read outside the watches.
-        at(7, { verb: 'watch', objectRef: { resource: 'canaries', apiGroup: 'flagger.app' } }),
+        at(7, { verb: 'watch', stage: 'ResponseStarted', objectRef: { resource: 'canaries' } }),
         at(15_000, { verb: 'get', objectRef: { resource: 'services' } }),
       ],
       userAgentOf('flagger'),
       windows,
     );
     expect(t.run).to.deep.include({ total: 7, writes: 4, reads: 2, watches: 1, failed: 0 });
-    expect(t.run!.byVerbResource).to.deep.equal({
-      'update canaries.flagger.app/status': 2,
+    expect(t.run.byVerbResource).to.deep.equal({
+      'update canaries/status': 2,
       'create events': 1,
-      'patch trafficsplits.split.smi-spec.io': 1,
+      'patch trafficsplits': 1,
       'get services': 1,
-      'list canaries.flagger.app': 1,
-      'watch canaries.flagger.app': 1,
+      'list canaries': 1,
+      'watch canaries': 1,
     });
     expect(t.idle).to.deep.include({ total: 1, writes: 0, reads: 1 });
-    expect(t.run!.userAgents).to.deep.equal([FLAGGER]);
+    expect(t.run.userAgents).to.deep.equal([FLAGGER]);
   });
 
-  it('leaves out other clients, unfinished stages and requests outside every window; counts refusals', () => {
-    const t = tallyAudit(
-      [
-        at(1, { verb: 'update', userAgent: PERCH, objectRef: canaryStatus }),
-        at(2, { verb: 'update', userAgent: 'kubectl/v1.33.0 (linux/amd64)', objectRef: canaryStatus }),
-        at(3, { verb: 'watch', stage: 'ResponseStarted', objectRef: { resource: 'services' } }),
-        at(-5, { verb: 'create', objectRef: { resource: 'events' } }),
-        at(25_000, { verb: 'create', objectRef: { resource: 'events' } }),
-        at(4, { verb: 'update', objectRef: canaryStatus, responseStatus: { code: 409 } }),
-      ],
-      userAgentOf('flagger'),
-      windows,
-    );
-    expect(t.run).to.deep.include({ total: 1, writes: 1, failed: 1 });
-    expect(t.idle!.total).to.equal(0);
+  it('leaves out other clients, stages not counted and requests outside every window; counts refusals', () => {
+    const tally = new AuditTally(userAgentOf('flagger'), windows);
+    for (const e of [
+      at(1, { verb: 'update', userAgent: PERCH, objectRef: canaryStatus }),
+      at(2, { verb: 'update', userAgent: 'kubectl/v1.33.0 (linux/amd64)', objectRef: canaryStatus }),
+      // A watch's end and a GET's start: each request is counted once, at its other stage.
+      at(3, { verb: 'watch', objectRef: { resource: 'services' } }),
+      at(3, { verb: 'get', stage: 'ResponseStarted', objectRef: { resource: 'services' } }),
+      at(-5, { verb: 'create', objectRef: { resource: 'events' } }),
+      at(25_000, { verb: 'create', objectRef: { resource: 'events' } }),
+      at(4, { verb: 'update', objectRef: canaryStatus, responseStatus: { code: 409 } }),
+    ])
+      tally.add(e);
+    expect(tally.windows.run).to.deep.include({ total: 1, writes: 1, failed: 1 });
+    expect(tally.windows.idle.total).to.equal(0);
+    // The client's requests outside the windows still show that the filter matched something.
+    expect(tally.clientEvents).to.equal(3);
   });
 
   it('matches a program by the first word of its user agent only', () => {
     const flagger = userAgentOf('flagger');
-    expect(flagger(FLAGGER)).to.equal(true);
-    expect(flagger('flagger-loadtester/1.0')).to.equal(false);
-    expect(flagger('')).to.equal(false);
+    const ua = (userAgent: string | undefined) => flagger(at(0, { verb: 'get', userAgent }));
+    expect(ua(FLAGGER)).to.equal(true);
+    expect(ua('flagger-loadtester/1.0')).to.equal(false);
+    expect(ua('')).to.equal(false);
+    expect(ua(undefined)).to.equal(false);
+    expect(userAgentOf('perch-controller')(at(0, { verb: 'get', userAgent: PERCH }))).to.equal(true);
   });
 
   it('reads a log file line by line, skipping a line still being written', async () => {

@@ -10,6 +10,7 @@ import {
   prepareFlagger,
 } from '../../bench/peers/flagger/build.js';
 import { checkPeerOptions } from '../../bench/peers/flagger/peer.js';
+import { SUCCESS_RATE } from '../../bench/scale/workload.js';
 import {
   canary,
   FLAGGER_SUCCESS_RATE,
@@ -55,10 +56,13 @@ describe('bench Flagger peer', () => {
     }
   });
 
-  it("queries the success rate with Flagger's template variables only", () => {
+  it("queries bench/scale's success rate with Flagger's template variables only", () => {
     expect(FLAGGER_SUCCESS_RATE).to.not.contain('{{ canary }}');
     const variables = new Set([...FLAGGER_SUCCESS_RATE.matchAll(/\{\{\s*(\w+)\s*\}\}/g)].map((m) => m[1]));
-    expect([...variables].sort()).to.deep.equal(['namespace', 'target']);
+    // Flagger 1.36's MetricTemplateModel: name, namespace, target, service, ingress, route, interval, variables.
+    expect([...variables].sort()).to.deep.equal(['interval', 'namespace', 'target']);
+    // The same query as Perch's, its window the metric's interval (10 s) as Perch's is the check interval.
+    expect(FLAGGER_SUCCESS_RATE.replaceAll('{{ target }}', '{{ canary }}')).to.equal(SUCCESS_RATE);
   });
 
   it('makes Canaries over a Service with stepWeights [10, 50] and a metric Flagger reads from the template', () => {

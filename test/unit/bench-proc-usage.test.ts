@@ -1,6 +1,14 @@
 // The benchmarks' /proc readings: CPU time from /proc/<pid>/stat, resident memory from /proc/<pid>/status.
 import { expect } from 'chai';
-import { bytesOfStatus, clockTicksPerSecond, cpuTicksOfStat, procUsage } from '../../bench/proc-usage.js';
+import {
+  bytesOfStatus,
+  clockTicksPerSecond,
+  commOf,
+  cpuMsOf,
+  cpuTicksOfStat,
+  pidOfProgram,
+  procUsage,
+} from '../../bench/proc-usage.js';
 
 // A real line's shape (fields 1-20 shown): utime 1234 and stime 56 are fields 14 and 15.
 const stat = (comm: string) =>
@@ -11,6 +19,8 @@ describe('bench /proc usage', () => {
     expect(cpuTicksOfStat(stat('flagger'))).to.equal(1290);
     // A command name may hold spaces and parentheses of its own.
     expect(cpuTicksOfStat(stat('a) b (c) 7 8'))).to.equal(1290);
+    const node = '4242 (node (my) x) S 1 4242 4242 0 -1 4194560 900 0 0 0 1234 567 0 0 20 0 11 0 100 0 0';
+    expect(cpuTicksOfStat(node)).to.equal(1801);
   });
 
   it('refuses a line that is not /proc/<pid>/stat', () => {
@@ -39,5 +49,20 @@ describe('bench /proc usage', () => {
     expect(after.cpuMs - before.cpuMs).to.be.closeTo((used.user + used.system) / 1000, 3 * tickMs);
     expect(after.rssBytes).to.be.greaterThan(10 * 2 ** 20);
     expect(after.peakRssBytes).to.be.at.least(after.rssBytes);
+  });
+
+  it('gives the CPU of several processes by name, and finds a program among PIDs by its comm', () => {
+    const comm = commOf(process.pid);
+    expect(comm).to.be.a('string').and.not.equal('');
+    expect(pidOfProgram([999_999_999, process.pid], comm!)).to.equal(process.pid);
+    expect(() => pidOfProgram([process.pid], 'etcd')).to.throw(
+      new RegExp(`no process runs etcd among ${process.pid} ${comm}`),
+    );
+    expect(commOf(999_999_999)).to.equal(undefined);
+    const before = procUsage(process.pid).cpuMs;
+    const cpu = cpuMsOf({ self: process.pid });
+    expect(Object.keys(cpu)).to.deep.equal(['self']);
+    expect(cpu.self).to.be.at.least(before);
+    expect(cpu.self).to.be.at.most(procUsage(process.pid).cpuMs);
   });
 });

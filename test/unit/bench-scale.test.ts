@@ -1,14 +1,6 @@
 import { expect } from 'chai';
+import { AuditTally, type AuditEvent } from '../../bench/audit-tally.js';
 import { scaleSettings } from '../../bench/scale.js';
-import {
-  AuditSummary,
-  auditTime,
-  isCountedStage,
-  requestKey,
-  routesStableAlone,
-  type AuditEvent,
-} from '../../bench/scale/audit.js';
-import { cpuSeconds, memory, parseStat, parseStatusKiB } from '../../bench/scale/proc.js';
 import {
   compare,
   comparisonFigures,
@@ -17,7 +9,7 @@ import {
   type Comparison,
   type SideResult,
 } from '../../bench/scale/report.js';
-import { rollbackTimes, roundDue } from '../../bench/scale/rollback.js';
+import { rollbackTimes, roundDue, routesStableAlone, StableAloneWrites } from '../../bench/scale/rollback.js';
 import { BENCH_USER_AGENT, controllerRequest, sumSamples } from '../../bench/scale/side.js';
 import type { Rollout } from '../../src/api/v1alpha1.js';
 import { members, rolloutBody } from '../../bench/scale/workload.js';
@@ -38,27 +30,37 @@ const event = (over: Partial<AuditEvent>): AuditEvent => ({
 const at = (seconds: number) => `${T0.slice(0, -2)}${String(seconds).padStart(2, '0')}.000000Z`;
 const base = Date.parse(`${T0}Z`);
 
-describe('bench/scale: the audit log', () => {
-  it('keeps the microseconds of an audit timestamp', () => {
-    expect(auditTime(`${T0}.123456Z`) - base).to.be.closeTo(123.456, 1e-3);
-    expect(auditTime(`${T0}Z`)).to.equal(base);
-    expect(Number.isNaN(auditTime('not a time'))).to.equal(true);
+describe("bench/scale: the controller's requests in the audit log", () => {
+  it("counts the controller's requests by its user agent, or an older build's as the admin's that are not the harness's", () => {
+    const tally = new AuditTally(controllerRequest('perch-admin'), {
+      run: { from: base, to: base + 10_000 },
+    });
+    for (const e of [
+      event({ requestReceivedTimestamp: at(1) }),
+      // The harness's own request, and another user's, are not the controller's.
+      event({ userAgent: BENCH_USER_AGENT, requestReceivedTimestamp: at(2) }),
+      event({
+        userAgent: 'kube-controller-manager/v1.33',
+        user: { username: 'system:kcm' },
+        requestReceivedTimestamp: at(3),
+      }),
+      // An older build with client-node's own user agent still counts, as the admin that is not the harness.
+      event({
+        userAgent: 'node-fetch',
+        verb: 'get',
+        objectRef: { resource: 'rollouts' },
+        requestReceivedTimestamp: at(4),
+      }),
+      // Perch's user agent counts whoever it authenticates as.
+      event({ user: { username: 'someone-else' }, requestReceivedTimestamp: at(5) }),
+    ])
+      tally.add(e);
+    expect(tally.windows.run).to.deep.include({ total: 3, writes: 2, reads: 1 });
+    expect(tally.windows.run.byVerbResource).to.deep.equal({ 'patch rollouts/status': 2, 'get rollouts': 1 });
   });
+});
 
-  it('names a request by verb and resource with its subresource', () => {
-    expect(requestKey(event({}))).to.equal('patch rollouts/status');
-    expect(requestKey(event({ verb: 'create', objectRef: { resource: 'events' } }))).to.equal(
-      'create events',
-    );
-  });
-
-  it('counts a watch when it starts and any other request when it completes', () => {
-    expect(isCountedStage(event({ verb: 'watch', stage: 'ResponseStarted' }))).to.equal(true);
-    expect(isCountedStage(event({ verb: 'watch', stage: 'ResponseComplete' }))).to.equal(false);
-    expect(isCountedStage(event({ verb: 'get', stage: 'ResponseStarted' }))).to.equal(false);
-    expect(isCountedStage(event({ verb: 'get', stage: 'ResponseComplete' }))).to.equal(true);
-  });
-
+describe('bench/scale: rollback latency', () => {
   it('tells a body that routes the stable Service alone at 100, in a merge patch or a JSON patch', () => {
     const merge = { spec: { backends: [{ service: 'web-v1', weight: 100 }] }, metadata: {} };
     expect(routesStableAlone(merge, 'web-v1')).to.equal(true);
@@ -80,59 +82,51 @@ describe('bench/scale: the audit log', () => {
     expect(routesStableAlone(undefined, 'web-v1')).to.equal(false);
   });
 
-  it("tallies the client's requests inside each window, and finds the rollback write after a time", () => {
-    const summary = new AuditSummary({
-      isClient: controllerRequest('perch-admin'),
-      run: { from: base, to: base + 10_000 },
-      idle: { from: base + 10_000, to: base + 20_000 },
-      stableOf: (split) => (split === 'a' ? 'a-stable' : undefined),
-    });
+  it("finds the controller's accepted stable-alone TrafficSplit write after a time", () => {
+    const writes = new StableAloneWrites(controllerRequest('perch-admin'), (split) =>
+      split === 'a' ? 'a-stable' : undefined,
+    );
     const stableAlone = { spec: { backends: [{ service: 'a-stable', weight: 100 }] } };
     const split = (over: Partial<AuditEvent>) =>
-      event({ objectRef: { resource: 'trafficsplits', namespace: 'ns', name: 'a' }, ...over });
-    for (const e of [
-      event({ requestReceivedTimestamp: at(1) }),
-      event({ verb: 'create', objectRef: { resource: 'events' }, requestReceivedTimestamp: at(2) }),
-      event({ verb: 'list', objectRef: { resource: 'services' }, requestReceivedTimestamp: at(3) }),
-      event({ verb: 'watch', stage: 'ResponseStarted', requestReceivedTimestamp: at(4) }),
-      // The stable-alone create is not a rollback; a refused patch did not route anything.
-      split({ verb: 'create', requestObject: stableAlone, requestReceivedTimestamp: at(5) }),
-      split({ requestObject: stableAlone, responseStatus: { code: 409 }, requestReceivedTimestamp: at(6) }),
-      split({ requestObject: stableAlone, requestReceivedTimestamp: at(7) }),
-      // The harness's own request, and another user's, are not the controller's.
-      event({ userAgent: BENCH_USER_AGENT, requestReceivedTimestamp: at(8) }),
-      event({ userAgent: 'kube-controller-manager/v1.33', user: { username: 'system:kcm' } }),
-      // An older build with client-node's own user agent still counts, as the admin that is not the harness.
       event({
-        userAgent: 'node-fetch',
-        verb: 'get',
-        objectRef: { resource: 'rollouts' },
-        requestReceivedTimestamp: at(12),
+        objectRef: { resource: 'trafficsplits', namespace: 'ns', name: 'a' },
+        requestObject: stableAlone,
+        ...over,
+      });
+    for (const e of [
+      // The stable-alone create is not a rollback; a refused patch did not route anything.
+      split({ verb: 'create', requestReceivedTimestamp: at(5) }),
+      split({ responseStatus: { code: 409 }, requestReceivedTimestamp: at(6) }),
+      // Not yet complete: the same write is counted once, when it completes.
+      split({ stage: 'ResponseStarted', requestReceivedTimestamp: at(6) }),
+      // The harness's own write is not the controller's.
+      split({ userAgent: BENCH_USER_AGENT, requestReceivedTimestamp: at(6) }),
+      split({ requestReceivedTimestamp: at(7) }),
+      split({ verb: 'update', requestReceivedTimestamp: at(9) }),
+      // A write to a split whose stable Service is unknown, and one routing the canary too.
+      split({
+        objectRef: { resource: 'trafficsplits', namespace: 'ns', name: 'b' },
+        requestReceivedTimestamp: at(6),
       }),
-      event({ requestReceivedTimestamp: at(25) }),
+      split({
+        requestObject: {
+          spec: {
+            backends: [
+              { service: 'a-stable', weight: 50 },
+              { service: 'a-canary', weight: 50 },
+            ],
+          },
+        },
+        requestReceivedTimestamp: at(6),
+      }),
     ])
-      summary.add(e);
-    expect(summary.run.total).to.equal(7);
-    expect(summary.run.writes).to.equal(5);
-    expect(summary.run.reads).to.equal(1);
-    expect(summary.run.watches).to.equal(1);
-    expect(Object.fromEntries(summary.run.byKey)).to.deep.equal({
-      'patch rollouts/status': 1,
-      'create events': 1,
-      'list services': 1,
-      'watch rollouts/status': 1,
-      'create trafficsplits': 1,
-      'patch trafficsplits': 2,
-    });
-    expect(summary.idle.total).to.equal(1);
-    expect(summary.idle.reads).to.equal(1);
-    expect(summary.rollbackWriteAfter('a', base + 1000)).to.equal(base + 7000);
-    expect(summary.rollbackWriteAfter('a', base + 8000)).to.equal(undefined);
-    expect(summary.rollbackWriteAfter('b', base)).to.equal(undefined);
+      writes.add(e);
+    expect(writes.after('a', base + 1000)).to.equal(base + 7000);
+    expect(writes.after('a', base + 8000)).to.equal(base + 9000);
+    expect(writes.after('a', base + 9500)).to.equal(undefined);
+    expect(writes.after('b', base)).to.equal(undefined);
   });
-});
 
-describe('bench/scale: rollback latency', () => {
   it('takes the due time of the round that failed: the latest one not after it began', () => {
     expect(roundDue([base + 10_000, base + 20_000, base + 30_000], base + 21_500)).to.equal(base + 20_000);
     expect(roundDue([base + 30_000], base + 21_500)).to.equal(undefined);
@@ -156,32 +150,6 @@ describe('bench/scale: rollback latency', () => {
     expect(rollbackTimes({ status: { phase: 'Succeeded' } } as unknown as Rollout, [], () => 0)).to.equal(
       undefined,
     );
-  });
-});
-
-describe('bench/scale: /proc', () => {
-  it('reads utime and stime after a command name holding spaces and parentheses', () => {
-    const stat = '4242 (node (my) x) S 1 4242 4242 0 -1 4194560 900 0 0 0 1234 567 0 0 20 0 11 0 100 0 0';
-    expect(parseStat(stat)).to.deep.equal({ utime: 1234, stime: 567 });
-    expect(() => parseStat('garbage')).to.throw(/not a \/proc/);
-  });
-
-  it('reads kB fields of /proc/<pid>/status', () => {
-    const status = 'Name:\tnode\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\n';
-    expect(parseStatusKiB(status, 'VmRSS')).to.equal(102400);
-    expect(parseStatusKiB(status, 'VmHWM')).to.equal(204800);
-    expect(parseStatusKiB(status, 'VmSwap')).to.equal(undefined);
-  });
-
-  it("reads this process's own CPU and memory", () => {
-    const start = cpuSeconds(process.pid);
-    let x = 0;
-    for (let i = 0; i < 3e7; i++) x += i % 7;
-    expect(x).to.be.greaterThan(0);
-    expect(cpuSeconds(process.pid)).to.be.greaterThan(start);
-    const m = memory(process.pid);
-    expect(m.rssKiB).to.be.greaterThan(1000);
-    expect(m.hwmKiB).to.be.at.least(m.rssKiB);
   });
 });
 

@@ -38,10 +38,12 @@ export interface PeerFigures {
     /** Each Canary's own time from its selector change to Succeeded. */
     runP50Ms: number;
     runMaxMs: number;
+    /** From the Services' creation to the idle window: the span its requests and CPU are counted over. */
+    windowMs: number;
   };
   /** Requests of Flagger's user agent (the audit log), in each window, totals over all N. */
   requests: {
-    /** From the Canaries' creation to the first selector change. */
+    /** From the Services' creation to the first selector change (Flagger's first pass over each Canary). */
     initialize: RequestTally;
     /** From the first selector change to the idle window. */
     run: RequestTally;
@@ -65,6 +67,8 @@ export interface PeerFigures {
     idleProcessBytes: number;
     /** Its high-water mark (VmHWM) at the end of the runs. */
     peakBytes: number;
+    /** Resident memory once every run had Succeeded (and the settle time passed). */
+    afterRunsBytes: number;
     /** Resident memory after all runs, above the idle process, per Canary. */
     perCanaryBytes: number;
   };
@@ -73,8 +77,11 @@ export interface PeerFigures {
     cpu: CpuFigure;
     requests: number;
   };
-  /** The API server and etcd share the machine: their CPU over the run window. */
-  sandboxCpuMs: { apiServer: number; etcd: number };
+  /**
+   * The API server, etcd and Prometheus share the machine: their CPU from the Services' creation until the
+   * idle window (Flagger's first pass and its runs), as bench/scale's run window.
+   */
+  sandboxCpuMs: { apiServer: number; etcd: number; prometheus: number };
 }
 
 const ms = (v: number) => (v >= 10_000 ? `${(v / 1000).toFixed(1)} s` : `${v.toFixed(0)} ms`);
@@ -99,6 +106,6 @@ export function formatFigures(f: PeerFigures): string[] {
     `initialising, per Canary:                  ${f.perRun.initializeWrites.toFixed(2)} writes, ${f.perRun.initializeReads.toFixed(2)} reads, ${f.perRun.initializeCpuMs.toFixed(1)} ms CPU`,
     `resident memory: idle process ${mib(f.memory.idleProcessBytes)}, peak ${mib(f.memory.peakBytes)}, ${kib(f.memory.perCanaryBytes)} per Canary above idle`,
     `idle ${ms(f.idle.windowMs)} after all finished: ${f.idle.cpu.percentOfCore.toFixed(2)} % of a core, ${f.idle.requests} requests`,
-    `API server / etcd CPU over the runs:       ${ms(f.sandboxCpuMs.apiServer)} / ${ms(f.sandboxCpuMs.etcd)}`,
+    `API server / etcd / Prometheus CPU, Services created to idle: ${ms(f.sandboxCpuMs.apiServer)} / ${ms(f.sandboxCpuMs.etcd)} / ${ms(f.sandboxCpuMs.prometheus)}`,
   ];
 }

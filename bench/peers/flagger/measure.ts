@@ -18,9 +18,10 @@ import { makeDataDir } from '../../../src/sandbox/data-dir.js';
 import { freePort, LOOPBACK } from '../../../src/sandbox/free-port.js';
 import { startPrometheus } from '../../../src/sandbox/prometheus/launcher.js';
 import { waitFor } from '../../../src/sandbox/wait.js';
-import { HEALTHY } from '../../../test/support/rollout-env.js';
 import { tallyAuditFile, userAgentOf, type RequestTally } from '../../audit-tally.js';
-import { commOf, procUsage, type ProcUsage } from '../../proc-usage.js';
+import { cpuMsOf, pidOfProgram, procUsage, type ProcUsage } from '../../proc-usage.js';
+import { percentile } from '../../scale/report.js';
+import { HEALTHY, SCRAPE_INTERVAL } from '../../scale/workload.js';
 import { prepareFlagger } from './build.js';
 import type { PeerFigures, PeerOptions } from './figures.js';
 import {
@@ -66,7 +67,10 @@ export async function measureFlagger(
     await installCrds(kc, build.crds);
     const target = await startOsmMetricsTarget();
     stops.push(() => target.close());
-    const prometheus = await startPrometheus({ jobs: [{ name: 'mesh', targets: [target.target] }] });
+    const prometheus = await startPrometheus({
+      jobs: [{ name: 'mesh', targets: [target.target] }],
+      scrapeInterval: SCRAPE_INTERVAL,
+    });
     stops.push(() => prometheus.stop());
     const core = kc.makeApiClient(CoreV1Api);
     const api = kc.makeApiClient(CustomObjectsApi);
@@ -100,6 +104,13 @@ export async function measureFlagger(
     );
     const idleProcess = procUsage(flagger.pid);
     progress(`Flagger ${build.version} running (pid ${flagger.pid}); creating the Services of ${n} runs`);
+    const sandboxPids = {
+      apiServer: pidOfProgram(cp.pids(), 'kube-apiserver'),
+      etcd: pidOfProgram(cp.pids(), 'etcd'),
+      prometheus: prometheus.pid(),
+    };
+    const servicesFrom = Date.now();
+    const sandboxBefore = cpuMsOf(sandboxPids);
 
     await inParallel(n, async (i) => {
       for (const body of servicesOf(i)) await core.createNamespacedService({ namespace: NAMESPACE, body });
@@ -110,7 +121,7 @@ export async function measureFlagger(
       namespace: NAMESPACE,
       body: metricTemplate(prometheus.url),
     });
-    await prometheusAnswersFor(prometheus.url, n);
+    await prometheusAnswersFor(prometheus.url, n, w.intervalSeconds);
 
     const phases = new Map<string, string>();
     const succeededAt = new Map<string, number>();
@@ -150,7 +161,6 @@ export async function measureFlagger(
       `all ${n} Initialized after ${((initialized - created) / 1000).toFixed(1)} s; changing the selectors`,
     );
 
-    const sandboxBefore = sandboxCpu(cp.pids());
     const triggered = Date.now();
     const triggeredAt = new Map<string, number>();
     await inParallel(n, async (i) => {
@@ -168,20 +178,18 @@ export async function measureFlagger(
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const idleFrom = Date.now();
     const afterRuns = procUsage(flagger.pid);
-    const sandboxAfter = sandboxCpu(cp.pids());
+    const sandboxAfter = cpuMsOf(sandboxPids);
     await new Promise((r) => setTimeout(r, opts.idleMs));
     const idleTo = Date.now();
     const afterIdle = procUsage(flagger.pid);
-    // Stopped first, so its watches end and the audit log holds every request it made.
+    // Stopped first, so the audit log holds every request it made.
     await flagger.stop();
-    const tallies = await tallyAuditFile(auditLog, userAgentOf(basename(build.binary)), [
-      { name: 'initialize', from: created, to: triggered },
-      { name: 'run', from: triggered, to: idleFrom },
-      { name: 'idle', from: idleFrom, to: idleTo },
-    ]);
-    const runs = [...triggeredAt]
-      .map(([name, t]) => (succeededAt.get(name) ?? NaN) - t)
-      .sort((a, b) => a - b);
+    const tallies = await tallyAuditFile(auditLog, userAgentOf(basename(build.binary)), {
+      initialize: { from: servicesFrom, to: triggered },
+      run: { from: triggered, to: idleFrom },
+      idle: { from: idleFrom, to: idleTo },
+    });
+    const runs = [...triggeredAt].map(([name, t]) => (succeededAt.get(name) ?? NaN) - t);
     failed = false;
     return figures({
       build,
@@ -192,15 +200,17 @@ export async function measureFlagger(
       times: {
         initializeMs: initialized - created,
         allSucceededMs: allSucceeded - triggered,
-        runP50Ms: runs[Math.floor((runs.length - 1) / 2)] ?? NaN,
-        runMaxMs: runs[runs.length - 1] ?? NaN,
+        runP50Ms: percentile(runs, 50),
+        runMaxMs: percentile(runs, 100),
+        windowMs: idleFrom - servicesFrom,
       },
-      tallies: tallies as Record<'initialize' | 'run' | 'idle', RequestTally>,
+      tallies,
       usage: { idleProcess, atTrigger, afterRuns, afterIdle },
       idleMs: idleTo - idleFrom,
       sandbox: {
-        apiServer: (sandboxAfter.get('kube-apiserver') ?? 0) - (sandboxBefore.get('kube-apiserver') ?? 0),
-        etcd: (sandboxAfter.get('etcd') ?? 0) - (sandboxBefore.get('etcd') ?? 0),
+        apiServer: sandboxAfter.apiServer - sandboxBefore.apiServer,
+        etcd: sandboxAfter.etcd - sandboxBefore.etcd,
+        prometheus: sandboxAfter.prometheus - sandboxBefore.prometheus,
       },
       initializeCpuMs: atTrigger.cpuMs - idleProcess.cpuMs,
     });
@@ -255,6 +265,7 @@ function figures(m: Measured): PeerFigures {
     memory: {
       idleProcessBytes: usage.idleProcess.rssBytes,
       peakBytes: usage.afterIdle.peakRssBytes,
+      afterRunsBytes: usage.afterRuns.rssBytes,
       perCanaryBytes: (usage.afterRuns.rssBytes - usage.idleProcess.rssBytes) / n,
     },
     idle: {
@@ -322,10 +333,10 @@ function flaggerFailure(
     .join('; ');
 }
 
-/** Waits until Prometheus has a request rate for every target, so no first check finds no data. */
-async function prometheusAnswersFor(url: string, n: number): Promise<void> {
+/** Waits until Prometheus has a request rate over the check's window for every target, so no first check finds no data. */
+async function prometheusAnswersFor(url: string, n: number, intervalSeconds: number): Promise<void> {
   const client = new PrometheusClient({ address: url });
-  const query = `count(sum by (destination_name) (rate(osm_request_total{destination_namespace="${NAMESPACE}"}[5s])) > 0)`;
+  const query = `count(sum by (destination_name) (rate(osm_request_total{destination_namespace="${NAMESPACE}"}[${intervalSeconds}s])) > 0)`;
   await waitFor(
     async () => {
       const r = await client.query(query);
@@ -334,19 +345,4 @@ async function prometheusAnswersFor(url: string, n: number): Promise<void> {
     },
     { what: `Prometheus to have traffic for all ${n} targets`, timeoutMs: 60_000, intervalMs: 250 },
   );
-}
-
-/** CPU ms so far of the sandbox's processes, by program name. */
-function sandboxCpu(pids: number[]): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const pid of pids) {
-    const comm = commOf(pid);
-    if (!comm) continue;
-    try {
-      out.set(comm, (out.get(comm) ?? 0) + procUsage(pid).cpuMs);
-    } catch {
-      // Gone between listing and reading.
-    }
-  }
-  return out;
 }

@@ -1,7 +1,7 @@
 // The issue's workload in Flagger's terms: per run a target Service with its -canary and -primary
 // copies, a Canary over it (stepWeights [10, 50], 10 s checks), and one MetricTemplate for them all.
 import type { KubernetesObject, V1Service } from '@kubernetes/client-node';
-import { SUCCESS_RATE } from '../../../test/support/rollout-env.js';
+import { SUCCESS_RATE } from '../../scale/workload.js';
 
 export const CANARY = { group: 'flagger.app', version: 'v1beta1', plural: 'canaries' } as const;
 export const METRIC_TEMPLATE = {
@@ -12,8 +12,9 @@ export const METRIC_TEMPLATE = {
 export const TEMPLATE_NAME = 'success-rate';
 
 /**
- * Perch's success-rate query with Flagger's template variables: the canary's traffic is the target
- * workload's (Flagger names the canary after its target, the stable one `<target>-primary`).
+ * bench/scale's success-rate query with Flagger's template variables: the canary's traffic is the target
+ * workload's (Flagger names the canary after its target, the stable one `<target>-primary`); its window,
+ * `{{ interval }}`, is the metric's interval, as Perch's is the check interval.
  */
 export const FLAGGER_SUCCESS_RATE = SUCCESS_RATE.replaceAll('{{ canary }}', '{{ target }}');
 
