@@ -1,8 +1,6 @@
 // The cost of many Rollouts on one controller (issue 16): the workload at each N, measured for the build
 // before the change and this one, each on its own fresh sandbox, every figure with its ratio.
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { flaggerLabel, runFlaggerSide } from './peers/flagger/side.js';
 import type { Benchmark, BenchmarkReport, Figure } from './run.js';
 import { BASELINE_TAG, buildBaseline, type BaselineBuild } from './scale/baseline.js';
 import { comparisonFigures, type Comparison, type SideResult } from './scale/report.js';
@@ -17,6 +15,8 @@ export interface ScaleSettings {
   idleMs: number;
   /** The revision to compare against; undefined: the tag, else HEAD; null: no baseline at all. */
   baseline: string | undefined | null;
+  /** Whether the Flagger peer runs at each N (PERCH_BENCH_SCALE_PEER=flagger, the default, or none). */
+  peer: boolean;
   /** How long to wait for all N Rollouts to end. */
   timeoutMs(n: number): number;
 }
@@ -36,6 +36,9 @@ export function scaleSettings(env: NodeJS.ProcessEnv): ScaleSettings {
     : DEFAULT_IDLE_MS;
   const baselineText = env.PERCH_BENCH_SCALE_BASELINE?.trim();
   const baseline = baselineText === 'none' ? null : baselineText || undefined;
+  const peerText = env.PERCH_BENCH_SCALE_PEER?.trim() || 'flagger';
+  if (peerText !== 'flagger' && peerText !== 'none')
+    throw new Error(`PERCH_BENCH_SCALE_PEER=${peerText}: give flagger (the default) or none`);
   const timeoutS = env.PERCH_BENCH_SCALE_TIMEOUT_S
     ? positiveInteger('PERCH_BENCH_SCALE_TIMEOUT_S', env.PERCH_BENCH_SCALE_TIMEOUT_S)
     : undefined;
@@ -43,32 +46,38 @@ export function scaleSettings(env: NodeJS.ProcessEnv): ScaleSettings {
     ns,
     idleMs,
     baseline,
+    peer: peerText === 'flagger',
     // Two 10 s checks take about 25 s alone; allow for a slow controller, then give up and say so.
     timeoutMs: (n) => (timeoutS ?? 120 + Math.ceil(n / 2)) * 1000,
   };
 }
 
-/**
- * The peer's hook: a module bench/peers/flagger/index.ts exporting
- * `runFlaggerPeer({ n, idleMs, progress }): Promise<SideResult>` (its label e.g. "Flagger v1.36.1")
- * adds a peer to every N's figures once it exists. PERCH_BENCH_SCALE_PEER=none leaves it out.
- */
-export type PeerRunner = (opts: {
-  n: number;
-  idleMs: number;
-  progress: (line: string) => void;
-}) => Promise<SideResult>;
-
-async function loadPeer(env: NodeJS.ProcessEnv): Promise<PeerRunner | undefined> {
-  if (env.PERCH_BENCH_SCALE_PEER === 'none') return undefined;
-  const file = join(dirname(fileURLToPath(import.meta.url)), 'peers', 'flagger', 'index.js');
-  if (!existsSync(file)) return undefined;
-  const mod = (await import(pathToFileURL(file).href)) as { runFlaggerPeer?: unknown };
-  if (typeof mod.runFlaggerPeer !== 'function') throw new Error(`${file} exports no runFlaggerPeer function`);
-  return mod.runFlaggerPeer as PeerRunner;
+/** A peer measured at each N after Perch: its column's label and its run. */
+export interface Peer {
+  label: string;
+  run(opts: { n: number; idleMs: number; progress: (line: string) => void }): Promise<SideResult>;
 }
 
-function description(s: ScaleSettings, base: BaselineBuild | undefined, peer: boolean): string {
+/**
+ * The peer's side at N into `c`; when it fails (no Go to build Flagger, a Canary Failed), its error in
+ * place of its figures, so Perch's stand without it.
+ */
+export async function measurePeer(
+  peer: Peer,
+  c: Comparison,
+  idleMs: number,
+  progress: (line: string) => void,
+): Promise<void> {
+  try {
+    c.peer = await peer.run({ n: c.n, idleMs, progress });
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err);
+    progress(`N=${c.n} ${peer.label} failed: ${error}`);
+    c.peerFailure = { label: peer.label, error };
+  }
+}
+
+function description(s: ScaleSettings, base: BaselineBuild | undefined, peer: Peer | undefined): string {
   return [
     `N Rollouts (N = ${s.ns.join(', ')}) in one namespace of a fresh sandbox per side, each with its own three`,
     `Services (root, stable, canary), one Prometheus success-rate metric (SPEC §2's query, window = interval)`,
@@ -94,9 +103,18 @@ function description(s: ScaleSettings, base: BaselineBuild | undefined, peer: bo
         ' git archive + tsc into a temp folder; after = this working tree. The two sides run one after the other' +
         ' on the same machine, before first.'
       : 'No baseline was measured (PERCH_BENCH_SCALE_BASELINE=none).',
-    peer ? 'The peer follows each value, with Perch (after) ÷ peer.' : '',
+    peer
+      ? `The peer, ${peer.label} (\`bench/peers/flagger\`), follows each value with Perch (after) ÷ peer: on a fresh` +
+        ' sandbox of its own, out of cluster, the same N, query, traffic and scrape interval, Canaries over headless' +
+        " Services with stepWeights [10, 50], each run started by a change of its Service's selector; its requests by" +
+        " Flagger's user agent. Its requests and CPU count from its Services' creation, its first pass over each Canary" +
+        " included, as Perch's run window; its time from the selector changes to all Succeeded. It has no faulty" +
+        " subset and no per-round check count: rollback latency, queries per round and the harness's create time say" +
+        ' "not measured".'
+      : 'No peer was measured (PERCH_BENCH_SCALE_PEER=none).',
     'N = 10,000 runs only when asked: PERCH_BENCH_SCALE_N=10000 (a comma list of N; also',
-    `PERCH_BENCH_SCALE_IDLE_MS, PERCH_BENCH_SCALE_BASELINE=<rev>|none, default the tag \`${BASELINE_TAG}\` else HEAD).`,
+    `PERCH_BENCH_SCALE_IDLE_MS, PERCH_BENCH_SCALE_BASELINE=<rev>|none, default the tag \`${BASELINE_TAG}\` else HEAD;`,
+    'PERCH_BENCH_SCALE_PEER=flagger|none, default flagger).',
   ]
     .filter(Boolean)
     .join('\n');
@@ -107,7 +125,7 @@ export const scaleBenchmark: Benchmark = {
   title: 'Cost at scale: N Rollouts with analysis, before and after',
   async run(progress): Promise<BenchmarkReport> {
     const settings = scaleSettings(process.env);
-    const peer = await loadPeer(process.env);
+    const peer: Peer | undefined = settings.peer ? { label: flaggerLabel(), run: runFlaggerSide } : undefined;
     const base = settings.baseline === null ? undefined : await buildBaseline(settings.baseline, progress);
     const figures: Figure[] = [];
     try {
@@ -116,12 +134,12 @@ export const scaleBenchmark: Benchmark = {
         const c: Comparison = { n } as Comparison;
         if (base) c.before = await runSide({ ...common, label: 'before', cli: base.cli });
         c.after = await runSide({ ...common, label: 'after' });
-        if (peer) c.peer = await peer({ n, idleMs: settings.idleMs, progress });
+        if (peer) await measurePeer(peer, c, settings.idleMs, progress);
         figures.push(...comparisonFigures(c));
       }
     } finally {
       base?.remove();
     }
-    return { description: description(settings, base, peer !== undefined), figures };
+    return { description: description(settings, base, peer), figures };
   },
 };

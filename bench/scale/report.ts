@@ -2,7 +2,10 @@
 // the rows of BENCHMARKS.md that set the sides side by side, every figure with its ratio.
 import type { Figure } from '../run.js';
 
-/** What one controller measured on one run of the workload at one N. */
+/**
+ * What one controller measured on one run of the workload at one N. An optional field left out is a
+ * figure that side did not measure (a peer without the faulty subset, say): its rows say "not measured".
+ */
 export interface SideResult {
   /** "before (perch-bench-baseline 1a2b3c4)", "after (working tree)", "Flagger v1.36.1". */
   label: string;
@@ -13,7 +16,7 @@ export interface SideResult {
   finished: number;
   unexpected: number;
   /** Client side: creating all N Rollouts. */
-  createMs: number;
+  createMs?: number;
   /** The controller's requests in the run window, by "verb resource". */
   requests: Record<string, number>;
   writes: number;
@@ -28,13 +31,13 @@ export interface SideResult {
   idleCpuSeconds: number;
   idleRequests: number;
   /** One per faulty Rollout whose rollback was found, in ms, from its failing round's start (see the description). */
-  rollbackMs: number[];
-  /** The same from the time the failing round was due (status.analysis.nextCheckAt); a peer may have none. */
+  rollbackMs?: number[];
+  /** The same from the time the failing round was due (status.analysis.nextCheckAt). */
   rollbackFromDueMs?: number[];
   faulty: number;
   /** Queries Prometheus answered on /api/v1/query over the run, and the check rounds the controller made. */
-  prometheusQueries: number;
-  rounds: number;
+  prometheusQueries?: number;
+  rounds?: number;
   /** CPU seconds over the run window. */
   apiServerCpuSeconds: number;
   etcdCpuSeconds: number;
@@ -43,12 +46,19 @@ export interface SideResult {
   runMs: number;
 }
 
+/** A peer that was asked for and did not run to the end: its error stands where its figures would. */
+export interface PeerFailure {
+  label: string;
+  error: string;
+}
+
 /** The sides measured at one N: the build before the change, the build after it, and the peer when there is one. */
 export interface Comparison {
   n: number;
   before?: SideResult;
   after: SideResult;
   peer?: SideResult;
+  peerFailure?: PeerFailure;
 }
 
 /** Nearest-rank percentile; NaN for no values. */
@@ -77,27 +87,47 @@ const ms: Format = (v) => (Number.isFinite(v) ? `${v.toFixed(v < 10 ? 2 : v < 10
 const mib: Format = (kib) => (Number.isFinite(kib) ? `${(kib / 1024).toFixed(0)} MiB` : 'n/a');
 const kib: Format = (v) => (Number.isFinite(v) ? `${v.toFixed(0)} KiB` : 'n/a');
 
+/** A value a side left out: the row's figure was not measured there. */
+export const NOT_MEASURED = 'not measured';
+
 interface Row {
   name: string;
   note?: string;
-  get(r: SideResult): number | undefined;
+  /** The figure of a side; undefined when it has none (timed out, no data); NOT_MEASURED when that side does not measure it. */
+  get(r: SideResult): number | undefined | typeof NOT_MEASURED;
   format: Format;
 }
 
-/** One value per side, `before → after (ratio)`, then the peer with Perch/peer. */
+/** One value per side, `before → after (ratio)`, then the peer with Perch/peer where it measured the same. */
 export function compare(c: Comparison, get: Row['get'], format: Format): string {
-  const show = (v: number | undefined) => (v === undefined ? 'n/a' : format(v));
+  const show = (v: number | undefined | typeof NOT_MEASURED) =>
+    v === NOT_MEASURED ? v : v === undefined ? 'n/a' : format(v);
+  const num = (v: number | undefined | typeof NOT_MEASURED) => (v === NOT_MEASURED ? undefined : v);
   const after = get(c.after);
   let text = show(after);
   if (c.before) {
     const before = get(c.before);
-    text = `${show(before)} → ${show(after)} (${ratio(after, before)})`;
+    text = `${show(before)} → ${show(after)} (${ratio(num(after), num(before))})`;
   }
   if (c.peer) {
     const peer = get(c.peer);
-    text += `; ${c.peer.label} ${show(peer)} (Perch/${c.peer.label.split(' ')[0]} ${ratio(after, peer)})`;
+    text += `; ${c.peer.label} ${show(peer)}`;
+    if (peer !== NOT_MEASURED) text += ` (Perch/${c.peer.label.split(' ')[0]} ${ratio(num(after), peer)})`;
   }
   return text;
+}
+
+/** The p50 and p99 rows of one latency, NOT_MEASURED for a side that has no list of them at all. */
+function latencyRows(name: string, note: string, values: (r: SideResult) => number[] | undefined): Row[] {
+  return [50, 99].map((p, i) => ({
+    name: `${name} p${p}`,
+    ...(i === 0 ? { note } : {}),
+    get: (r: SideResult) => {
+      const v = values(r);
+      return v ? percentile(v, p) : NOT_MEASURED;
+    },
+    format: ms,
+  }));
 }
 
 const perRun = (r: SideResult, v: number) => v / r.n;
@@ -158,28 +188,25 @@ function rows(c: Comparison): Row[] {
       format: dp(2, ' %'),
     },
     { name: `idle requests, ${idleS} s after all finished`, get: (r) => r.idleRequests, format: dp(0) },
-    {
-      name: 'rollback latency p50',
-      note: `from the failing round's start; over ${c.after.rollbackMs.length} of ${c.after.faulty} faulty Rollouts`,
-      get: (r) => percentile(r.rollbackMs, 50),
-      format: ms,
-    },
-    { name: 'rollback latency p99', get: (r) => percentile(r.rollbackMs, 99), format: ms },
-    {
-      name: 'rollback latency from the round due, p50',
-      note: `from the failing round's due time; over ${c.after.rollbackFromDueMs?.length ?? 0} of ${c.after.faulty}`,
-      get: (r) => (r.rollbackFromDueMs ? percentile(r.rollbackFromDueMs, 50) : undefined),
-      format: ms,
-    },
-    {
-      name: 'rollback latency from the round due, p99',
-      get: (r) => (r.rollbackFromDueMs ? percentile(r.rollbackFromDueMs, 99) : undefined),
-      format: ms,
-    },
+    ...latencyRows(
+      'rollback latency',
+      `from the failing round's start; over ${c.after.rollbackMs?.length ?? 0} of ${c.after.faulty} faulty Rollouts`,
+      (r) => r.rollbackMs,
+    ),
+    ...latencyRows(
+      'rollback latency from the round due,',
+      `from the failing round's due time; over ${c.after.rollbackFromDueMs?.length ?? 0} of ${c.after.faulty}`,
+      (r) => r.rollbackFromDueMs,
+    ),
     {
       name: 'Prometheus queries per check round',
-      note: `${c.after.prometheusQueries} queries, ${c.after.rounds} rounds`,
-      get: (r) => (r.rounds > 0 ? r.prometheusQueries / r.rounds : undefined),
+      note: `${c.after.prometheusQueries ?? 0} queries, ${c.after.rounds ?? 0} rounds`,
+      get: (r) =>
+        r.prometheusQueries === undefined || r.rounds === undefined
+          ? NOT_MEASURED
+          : r.rounds > 0
+            ? r.prometheusQueries / r.rounds
+            : undefined,
       format: dp(2),
     },
     {
@@ -189,7 +216,11 @@ function rows(c: Comparison): Row[] {
     },
     { name: 'etcd CPU per run', get: (r) => (r.etcdCpuSeconds * 1000) / r.n, format: ms },
     { name: 'Prometheus CPU per run', get: (r) => (r.prometheusCpuSeconds * 1000) / r.n, format: ms },
-    { name: 'creating the N Rollouts (client side)', get: (r) => r.createMs, format: sec },
+    {
+      name: 'creating the N Rollouts (client side)',
+      get: (r) => r.createMs ?? NOT_MEASURED,
+      format: sec,
+    },
   ];
 }
 
@@ -207,6 +238,13 @@ export function comparisonFigures(c: Comparison): Figure[] {
         value: `${side.finished} of ${side.n} ended, ${side.unexpected} in an unexpected phase`,
       });
     }
+  }
+  if (c.peerFailure) {
+    figures.push({
+      name: `N = ${c.n}: ${c.peerFailure.label} not measured`,
+      value: c.peerFailure.error,
+      note: 'the peer failed; the other figures stand without it',
+    });
   }
   return figures;
 }

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { AuditTally, type AuditEvent } from '../../bench/audit-tally.js';
-import { scaleSettings } from '../../bench/scale.js';
+import { measurePeer, scaleSettings, type Peer } from '../../bench/scale.js';
 import {
   compare,
   comparisonFigures,
@@ -194,6 +194,15 @@ describe('bench/scale: the workload and settings', () => {
     expect(() => scaleSettings({ PERCH_BENCH_SCALE_IDLE_MS: '-5' })).to.throw(/PERCH_BENCH_SCALE_IDLE_MS/);
   });
 
+  it('runs the Flagger peer unless PERCH_BENCH_SCALE_PEER=none, and names a bad value', () => {
+    expect(scaleSettings({}).peer).to.equal(true);
+    expect(scaleSettings({ PERCH_BENCH_SCALE_PEER: 'flagger' }).peer).to.equal(true);
+    expect(scaleSettings({ PERCH_BENCH_SCALE_PEER: 'none' }).peer).to.equal(false);
+    expect(() => scaleSettings({ PERCH_BENCH_SCALE_PEER: 'argo' })).to.throw(
+      /PERCH_BENCH_SCALE_PEER=argo: give flagger \(the default\) or none/,
+    );
+  });
+
   it('sums the samples of one metric whose labels match', () => {
     const text = [
       '# TYPE prometheus_http_requests_total counter',
@@ -296,6 +305,78 @@ describe('bench/scale: the figures', () => {
     expect(value('RSS per Rollout above idle')).to.equal('1024 KiB → 1024 KiB (×1.00)');
     expect(value('idle CPU, 60 s after all finished')).to.equal('1.00 % → 1.00 % (×1.00)');
     expect(value('before did not finish as expected')).to.equal('7 of 10 ended, 1 in an unexpected phase');
+  });
+
+  it("gives every figure the peer measured its Perch/peer ratio, and says 'not measured' for the rest", () => {
+    const peer = side({
+      label: 'Flagger v1.36.1',
+      requests: { 'update canaries/status': 90, 'create events': 60, 'get services': 400 },
+      writes: 150,
+      reads: 400,
+      controllerCpuSeconds: 0.5,
+      faulty: 0,
+      rollbackMs: undefined,
+      rollbackFromDueMs: undefined,
+      prometheusQueries: undefined,
+      rounds: undefined,
+      createMs: undefined,
+    });
+    const figures = comparisonFigures({ n: 10, after: side({ rollbackFromDueMs: [30, 40] }), peer });
+    const value = (name: string) => figures.find((f) => f.name === `N = 10: ${name}`)?.value;
+    expect(value('controller CPU per run')).to.equal('150 ms; Flagger v1.36.1 50.0 ms (Perch/Flagger ×3.00)');
+    expect(value('API writes per run')).to.equal('18.00; Flagger v1.36.1 15.00 (Perch/Flagger ×1.20)');
+    expect(value('  create events per run')).to.equal('8.00; Flagger v1.36.1 6.00 (Perch/Flagger ×1.33)');
+    // A kind only the peer writes has its row too.
+    expect(value('  update canaries/status per run')).to.equal(
+      '0.00; Flagger v1.36.1 9.00 (Perch/Flagger ×0.0)',
+    );
+    expect(value('reads outside watches per run')).to.equal(
+      '0.100; Flagger v1.36.1 40.000 (Perch/Flagger ×0.0025)',
+    );
+    for (const name of [
+      'rollback latency p50',
+      'rollback latency p99',
+      'rollback latency from the round due, p50',
+      'rollback latency from the round due, p99',
+      'Prometheus queries per check round',
+      'creating the N Rollouts (client side)',
+    ])
+      expect(value(name), name).to.match(/; Flagger v1\.36\.1 not measured$/);
+    expect(value('rollback latency p50')).to.equal('10.0 ms; Flagger v1.36.1 not measured');
+    // Every other figure has a ratio.
+    const rest = figures.filter((f) => !f.value.endsWith('not measured'));
+    expect(rest.length).to.be.greaterThan(15);
+    for (const f of rest) expect(f.value, f.name).to.match(/\(Perch\/Flagger (×[\d.]+|–)\)$/);
+  });
+
+  it("stands the peer's error in place of its figures when it failed", async () => {
+    const lines: string[] = [];
+    const failing: Peer = {
+      label: 'Flagger v1.36.1',
+      run: () =>
+        Promise.reject(new Error('Flagger is not built and Go is not installed: https://go.dev/doc/install')),
+    };
+    const c: Comparison = { n: 10, after: side({}) };
+    await measurePeer(failing, c, 60_000, (line) => lines.push(line));
+    expect(c.peer).to.equal(undefined);
+    expect(lines).to.deep.equal([
+      'N=10 Flagger v1.36.1 failed: Flagger is not built and Go is not installed: https://go.dev/doc/install',
+    ]);
+    const figures = comparisonFigures(c);
+    expect(figures.find((f) => f.name === 'N = 10: API writes per run')?.value).to.equal('18.00');
+    expect(figures.at(-1)).to.deep.include({
+      name: 'N = 10: Flagger v1.36.1 not measured',
+      value: 'Flagger is not built and Go is not installed: https://go.dev/doc/install',
+    });
+
+    const working: Peer = {
+      label: 'Flagger v1.36.1',
+      run: (o) => Promise.resolve(side({ label: 'Flagger v1.36.1', n: o.n })),
+    };
+    const ok: Comparison = { n: 10, after: side({}) };
+    await measurePeer(working, ok, 60_000, () => {});
+    expect(ok.peer?.label).to.equal('Flagger v1.36.1');
+    expect(ok.peerFailure).to.equal(undefined);
   });
 });
 
