@@ -473,9 +473,12 @@ function verdicts(o: ChaosOutcome, opts: ChaosOptions, writes: RouteWrite[] | un
       const unguarded = unguardedWrite(w);
       if (unguarded) problems.push(`${r.name}: ${w.verb} of its ${kind} at ${w.at}: ${unguarded}`);
     }
-    // Each version Perch made is a write it sent that succeeded: fewer in the log would go unchecked.
+    // Each version Perch made is a write it sent that may have landed: fewer in the log would go
+    // unchecked. A 504 is the API server's own timeout, answered while the write can still commit (seen:
+    // a version made by a patch the audit log records as 504), so it counts; a 4xx never landed.
+    const landed = (code: number) => (code >= 200 && code < 300) || code === 504;
     const accepted = written.filter(
-      (w) => w.userAgent.startsWith('perch-controller/') && (w.code ?? 0) >= 200 && (w.code ?? 0) < 300,
+      (w) => w.userAgent.startsWith('perch-controller/') && landed(w.code ?? 0),
     );
     if (writes && accepted.length < perch.length)
       problems.push(
