@@ -4,7 +4,7 @@
 // Perch writes, demo backends, load through the mesh, and a real Prometheus scraping the mesh. The Rollout
 // is applied with the demo's --fast intervals (4 s checks). The runs, which mostly wait on their checks,
 // go side by side: all start before the first test, and each test checks its own. (examples/bookstore runs
-// in test/e2e/demo.test.ts; examples/manual-gate and examples/gateway-api-ingress in examples.test.ts.)
+// in test/e2e/demo-terminal.test.ts; examples/manual-gate and examples/gateway-api-ingress in examples.test.ts.)
 import {
   CustomObjectsApi,
   loadAllYaml,
