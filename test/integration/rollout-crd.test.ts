@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import type { MetricTemplateSpec, Rollout, RolloutSpec, RolloutStatus } from '../../src/api/v1alpha1.js';
 import type { ControlPlane } from '../../src/sandbox/control-plane/index.js';
 import { sharedControlPlane, testNamespace } from '../support/control-plane.js';
-import { kubectl, kubectlOk } from '../support/kubectl.js';
+import { kubectl, kubectlOk, type KubectlResult } from '../support/kubectl.js';
 
 const GROUP = 'perch.dev';
 const API_VERSION = `${GROUP}/v1alpha1`;
@@ -104,6 +104,29 @@ function metricWith(change: Record<string, unknown>): Record<string, unknown> {
   return analysisWith({ metrics: [metric] });
 }
 
+/** Runs calls at most `n` at a time, the others waiting their turn in order. */
+function slots(n: number): <T>(call: () => Promise<T>) => Promise<T> {
+  let free = n;
+  const waiting: (() => void)[] = [];
+  return async (call) => {
+    if (free > 0) free--;
+    else await new Promise<void>((resolve) => waiting.push(resolve));
+    try {
+      return await call();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else free++;
+    }
+  };
+}
+
+/** What kubectl said to a bad object's apply, and to a get of it after. */
+interface Refusal {
+  applied: KubectlResult;
+  gone: KubectlResult;
+}
+
 describe('kubectl and the Rollout and MetricTemplate CRDs', function () {
   this.timeout(90_000);
   let cp: ControlPlane;
@@ -116,6 +139,30 @@ describe('kubectl and the Rollout and MetricTemplate CRDs', function () {
   });
 
   const namespace = (prefix: string) => testNamespace(cp.kubeConfig(), prefix);
+  /**
+   * Each refusal is a test of its own, in a namespace of its own; their kubectl runs go four at a time,
+   * started before the first of them (one after another, they would be most of this file's time).
+   */
+  const refusals = (
+    prefix: string,
+    resource: string,
+    manifests: Map<string, string>,
+  ): Map<string, Promise<Refusal>> => {
+    const slot = slots(4);
+    const out = new Map<string, Promise<Refusal>>();
+    for (const [what, manifest] of manifests) {
+      const refusal = slot(async () => {
+        const ns = await namespace(prefix);
+        const applied = await kubectl(kubeconfig, ['apply', '-n', ns, '-f', '-'], manifest);
+        const gone = await kubectl(kubeconfig, ['get', resource, 'bad', '-n', ns]);
+        return { applied, gone };
+      });
+      // Awaited by its test; a failure before then is that test's, not an unhandled rejection.
+      refusal.catch(() => undefined);
+      out.set(what, refusal);
+    }
+    return out;
+  };
 
   it('kubectl api-resources lists rollouts (prl) and metrictemplates (pmt), namespaced, in category perch', async () => {
     const { rows } = parseTable(await kubectlOk(kubeconfig, ['api-resources', `--api-group=${GROUP}`]));
@@ -498,14 +545,20 @@ describe('kubectl and the Rollout and MetricTemplate CRDs', function () {
           messages: ['spec.steps', 'must have at most 64 items'],
         },
       ];
-    for (const { what, spec, messages, unknownField } of cases) {
+    let refused = new Map<string, Promise<Refusal>>();
+    before(() => {
+      refused = refusals(
+        'rollout-invalid',
+        'rollout',
+        new Map(cases.map(({ what, spec }) => [what, rolloutManifest('bad', spec)])),
+      );
+    });
+    for (const { what, messages, unknownField } of cases) {
       it(`refuses ${what}`, async () => {
-        const ns = await namespace('rollout-invalid');
-        const r = await kubectl(kubeconfig, ['apply', '-n', ns, '-f', '-'], rolloutManifest('bad', spec));
+        const { applied: r, gone } = await refused.get(what)!;
         expect(r.code, r.stdout).to.not.equal(0);
         if (!unknownField) expect(r.stderr).to.contain('The Rollout "bad" is invalid');
         for (const m of messages) expect(r.stderr).to.contain(m);
-        const gone = await kubectl(kubeconfig, ['get', 'rollout', 'bad', '-n', ns]);
         expect(gone.code).to.not.equal(0);
         expect(gone.stderr).to.contain('NotFound');
       });
@@ -830,14 +883,20 @@ describe('kubectl and the Rollout and MetricTemplate CRDs', function () {
         messages: ['spec.provider.address', 'should match'],
       },
     ];
-    for (const { what, spec, messages } of cases) {
+    let refused = new Map<string, Promise<Refusal>>();
+    before(() => {
+      refused = refusals(
+        'metrictemplate-invalid',
+        'pmt',
+        new Map(cases.map(({ what, spec }) => [what, templateManifest('bad', spec)])),
+      );
+    });
+    for (const { what, messages } of cases) {
       it(`refuses ${what}`, async () => {
-        const ns = await namespace('metrictemplate-invalid');
-        const r = await kubectl(kubeconfig, ['apply', '-n', ns, '-f', '-'], templateManifest('bad', spec));
+        const { applied: r, gone } = await refused.get(what)!;
         expect(r.code, r.stdout).to.not.equal(0);
         expect(r.stderr).to.contain('The MetricTemplate "bad" is invalid');
         for (const m of messages) expect(r.stderr).to.contain(m);
-        const gone = await kubectl(kubeconfig, ['get', 'pmt', 'bad', '-n', ns]);
         expect(gone.code).to.not.equal(0);
         expect(gone.stderr).to.contain('NotFound');
       });
