@@ -133,7 +133,12 @@ export const scaleBenchmark: Benchmark = {
         const common = { n, idleMs: settings.idleMs, timeoutMs: settings.timeoutMs(n), progress };
         const c: Comparison = { n } as Comparison;
         if (base) c.before = await runSide({ ...common, label: 'before', cli: base.cli });
-        c.after = await runSide({ ...common, label: 'after' });
+        const trace = process.env.PERCH_BENCH_SCALE_TRACE?.trim();
+        c.after = await runSide({
+          ...common,
+          label: 'after',
+          ...(trace ? { traceFile: `${trace}.${n}` } : {}),
+        });
         if (peer) await measurePeer(peer, c, settings.idleMs, progress);
         figures.push(...comparisonFigures(c));
       }

@@ -25,6 +25,7 @@ import { AuditTally, readAuditLog, type ClientFilter } from '../audit-tally.js';
 import { cpuMsOf, pidOfProgram, procUsage } from '../proc-usage.js';
 import type { SideResult } from './report.js';
 import { rollbackTimes, StableAloneWrites } from './rollback.js';
+import { traceRecorder } from './trace.js';
 import {
   expectedPhase,
   FAULTY,
@@ -60,6 +61,11 @@ export interface SideOptions {
   /** Give up waiting for every Rollout to end after this long (the figures then say so). */
   timeoutMs: number;
   progress(line: string): void;
+  /**
+   * PERCH_BENCH_SCALE_TRACE: a file that gets every version of the first two Rollouts (one healthy, one
+   * faulty) as the harness's watch saw them, and the controller's audited requests about them: what a run writes.
+   */
+  traceFile?: string;
 }
 
 /** Whether an audit event is the controller's: its user agent, or, for a build older than that, the admin's that is not the harness's. */
@@ -237,6 +243,8 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
       dues.set(name, (dues.get(name) ?? new Set()).add(next));
     };
     informer.onAdd(recordDue).onUpdate(recordDue);
+    const trace = o.traceFile ? traceRecorder(o.traceFile, ['app-0', 'app-1']) : undefined;
+    if (trace) informer.onAdd(trace.version).onUpdate(trace.version);
     await informer.start();
 
     const { apiServer, etcd } = sandboxPids(cp);
@@ -295,6 +303,7 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
     await readAuditLog(auditLog, (e) => {
       tally.add(e);
       rollbackWrites.add(e);
+      if (trace && isController(e)) trace.request(e);
     });
     const { run, idle } = tally.windows;
 
