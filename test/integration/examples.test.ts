@@ -11,7 +11,7 @@ import { repoRoot } from '../../src/sandbox/repo.js';
 import { waitFor } from '../../src/sandbox/wait.js';
 import { sharedControlPlane } from '../support/control-plane.js';
 import { startController, type ControllerProcess } from '../support/controller-process.js';
-import { kubectl, kubectlOk } from '../support/kubectl.js';
+import { kubectl, kubectlOk, type KubectlResult } from '../support/kubectl.js';
 
 const EXAMPLES = join(repoRoot, 'examples');
 
@@ -140,6 +140,33 @@ async function deleteClusterScoped(kubeconfig: string, example: Example): Promis
   }
 }
 
+/** kubectl's answer to an example's first apply, and what `get -f` lists after it and after a second. */
+interface AppliedTwice {
+  applied: KubectlResult;
+  /** Undefined when the first apply failed. */
+  listed?: Listed;
+  after?: Listed;
+}
+
+/** An example applied to an empty namespace, then again; deleted after (without waiting) whatever happens. */
+async function applyTwice(kubeconfig: string, example: Example): Promise<AppliedTwice> {
+  const dir = join(EXAMPLES, example.dir);
+  const list = async () =>
+    JSON.parse(await kubectlOk(kubeconfig, ['get', '-f', `${dir}/`, '-o', 'json'])) as Listed;
+  await deleteNamespace(kubeconfig, example.namespace);
+  try {
+    const applied = await kubectl(kubeconfig, ['apply', '-f', `${dir}/`]);
+    if (applied.code !== 0) return { applied };
+    const listed = await list();
+    await kubectlOk(kubeconfig, ['apply', '-f', `${dir}/`]);
+    return { applied, listed, after: await list() };
+  } finally {
+    // Not awaited: nothing here needs it gone, and a test that applies it again first waits for that.
+    await deleteNamespace(kubeconfig, example.namespace, false);
+    await deleteClusterScoped(kubeconfig, example);
+  }
+}
+
 describe('examples/ (kubectl apply against the sandbox)', function () {
   this.timeout(180_000);
   let kubeconfig: string;
@@ -154,35 +181,34 @@ describe('examples/ (kubectl apply against the sandbox)', function () {
     for (const d of dirs) expect(readdirSync(join(EXAMPLES, d.name))).to.include('README.md');
   });
 
+  /**
+   * Each example's apply, the objects listed after, and the same after applying it again, each in its
+   * own namespace; the examples go side by side from before(), and each test checks its own.
+   */
+  const appliedTwice = new Map<string, Promise<AppliedTwice>>();
+  before(() => {
+    for (const example of examples) {
+      const run = applyTwice(kubeconfig, example);
+      // Awaited by its test; a failure before then is that test's, not an unhandled rejection.
+      run.catch(() => undefined);
+      appliedTwice.set(example.dir, run);
+    }
+  });
+
   for (const example of examples) {
     it(`${example.dir}: applies cleanly and every object exists`, async () => {
-      const dir = join(EXAMPLES, example.dir);
-      await deleteNamespace(kubeconfig, example.namespace);
-      try {
-        const applied = await kubectl(kubeconfig, ['apply', '-f', `${dir}/`]);
-        expect(applied.stderr, 'kubectl apply stderr').to.equal('');
-        expect(applied.code).to.equal(0);
-        const listed = JSON.parse(
-          await kubectlOk(kubeconfig, ['get', '-f', `${dir}/`, '-o', 'json']),
-        ) as Listed;
-        expect(listed.items.map((o) => `${o.kind}/${o.metadata.name}`)).to.have.members(example.objects);
-        for (const o of listed.items.filter((i) => !CLUSTER_SCOPED.has(i.kind))) {
-          expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).to.equal(example.namespace);
-        }
-        // Applying again must not start a new run: a Rollout's run restarts when its generation changes.
-        // (kubectl may still say "configured": it resends lists whose items the server defaulted.)
-        await kubectlOk(kubeconfig, ['apply', '-f', `${dir}/`]);
-        const after = JSON.parse(
-          await kubectlOk(kubeconfig, ['get', '-f', `${dir}/`, '-o', 'json']),
-        ) as Listed;
-        const generations = after.items.filter((o) => o.kind === 'Rollout').map((o) => o.metadata.generation);
-        const rollouts = example.objects.filter((o) => o.startsWith('Rollout/'));
-        expect(generations).to.deep.equal(rollouts.map(() => 1));
-      } finally {
-        // Not awaited: nothing here needs it gone, and a test that applies it again first waits for that.
-        await deleteNamespace(kubeconfig, example.namespace, false);
-        await deleteClusterScoped(kubeconfig, example);
+      const { applied, listed, after } = await appliedTwice.get(example.dir)!;
+      expect(applied.stderr, 'kubectl apply stderr').to.equal('');
+      expect(applied.code).to.equal(0);
+      expect(listed!.items.map((o) => `${o.kind}/${o.metadata.name}`)).to.have.members(example.objects);
+      for (const o of listed!.items.filter((i) => !CLUSTER_SCOPED.has(i.kind))) {
+        expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).to.equal(example.namespace);
       }
+      // Applying again must not start a new run: a Rollout's run restarts when its generation changes.
+      // (kubectl may still say "configured": it resends lists whose items the server defaulted.)
+      const generations = after!.items.filter((o) => o.kind === 'Rollout').map((o) => o.metadata.generation);
+      const rollouts = example.objects.filter((o) => o.startsWith('Rollout/'));
+      expect(generations).to.deep.equal(rollouts.map(() => 1));
     });
   }
 
