@@ -4,6 +4,7 @@ import { expect } from 'chai';
 import type { MetricSpec, Rollout } from '../../src/api/v1alpha1.js';
 import { sharedControlPlane, testNamespace } from '../support/control-plane.js';
 import { useController } from '../support/controller-suite.js';
+import { together } from '../support/together.js';
 import type { RolloutEnv } from '../support/rollout-env.js';
 import { analysis, canaryTraffic, sharedPrometheus, SUCCESS_RATE } from '../support/rollout-env.js';
 
@@ -78,114 +79,117 @@ describe('admission: allowed Prometheus servers and template namespaces (sandbox
     });
     const env = (prefix: string) => suite.env(prefix);
 
-    it('reports a Rollout naming a Prometheus outside the allowed prefixes Invalid, and routes nothing for it', async () => {
-      const e = await env('prom-not-allowed');
-      await canaryTraffic(e);
-      // The real Prometheus under another name: reachable, but not a prefix the controller was given.
-      const elsewhere = promUrl.replace('127.0.0.1', 'localhost');
-      await e.createRollout('web', {
-        steps: STEPS,
-        analysis: analysis({ prometheus: { address: elsewhere } }),
+    // Side by side: they share nothing but the servers, and mostly wait on 1 s checks.
+    together((test) => {
+      test('reports a Rollout naming a Prometheus outside the allowed prefixes Invalid, and routes nothing for it', async () => {
+        const e = await env('prom-not-allowed');
+        await canaryTraffic(e);
+        // The real Prometheus under another name: reachable, but not a prefix the controller was given.
+        const elsewhere = promUrl.replace('127.0.0.1', 'localhost');
+        await e.createRollout('web', {
+          steps: STEPS,
+          analysis: analysis({ prometheus: { address: elsewhere } }),
+        });
+        const r = await e.phase('web', 'Invalid');
+        expect(valid(r)).to.deep.include({ status: 'False', reason: 'PrometheusNotAllowed' });
+        expect(valid(r)?.message).to.equal(
+          `spec.analysis.prometheus.address: Prometheus ${elsewhere} is not one this controller may query; ` +
+            `add it (or a prefix of it) to the controller's --allowed-prometheus-urls, ` +
+            `or leave the field out to use --prometheus-url`,
+        );
+        // Another Rollout of the namespace runs to the end meanwhile: the controller has long been done with
+        // this one, and an invalid Rollout stops no other.
+        await e.createRollout('other', {
+          trafficRouting: { smi: { trafficSplitName: 'other' } },
+          steps: STEPS,
+          analysis: analysis({ prometheus: { address: promUrl } }),
+        });
+        await expectChecked(e, 'other', ['request-success-rate']);
+        expect(e.splits.seen.filter((s) => s.name === 'web')).to.deep.equal([]);
+        expect(await splitOf(e, 'web')).to.equal(undefined);
+        expect((await e.get('web')).status?.phase).to.equal('Invalid');
       });
-      const r = await e.phase('web', 'Invalid');
-      expect(valid(r)).to.deep.include({ status: 'False', reason: 'PrometheusNotAllowed' });
-      expect(valid(r)?.message).to.equal(
-        `spec.analysis.prometheus.address: Prometheus ${elsewhere} is not one this controller may query; ` +
-          `add it (or a prefix of it) to the controller's --allowed-prometheus-urls, ` +
-          `or leave the field out to use --prometheus-url`,
-      );
-      // Another Rollout of the namespace runs to the end meanwhile: the controller has long been done with
-      // this one, and an invalid Rollout stops no other.
-      await e.createRollout('other', {
-        trafficRouting: { smi: { trafficSplitName: 'other' } },
-        steps: STEPS,
-        analysis: analysis({ prometheus: { address: promUrl } }),
-      });
-      await expectChecked(e, 'other', ['request-success-rate']);
-      expect(e.splits.seen.filter((s) => s.name === 'web')).to.deep.equal([]);
-      expect(await splitOf(e, 'web')).to.equal(undefined);
-      expect((await e.get('web')).status?.phase).to.equal('Invalid');
-    });
 
-    it('runs a Rollout naming an allowed Prometheus (the prefix given with --allowed-prometheus-urls)', async () => {
-      const e = await env('prom-allowed');
-      await canaryTraffic(e);
-      await e.createRollout('web', {
-        steps: STEPS,
-        analysis: analysis({ prometheus: { address: `${promUrl}/` } }),
+      test('runs a Rollout naming an allowed Prometheus (the prefix given with --allowed-prometheus-urls)', async () => {
+        const e = await env('prom-allowed');
+        await canaryTraffic(e);
+        await e.createRollout('web', {
+          steps: STEPS,
+          analysis: analysis({ prometheus: { address: `${promUrl}/` } }),
+        });
+        const done = await expectChecked(e, 'web', ['request-success-rate']);
+        expect(valid(done)).to.deep.include({ status: 'True' });
       });
-      const done = await expectChecked(e, 'web', ['request-success-rate']);
-      expect(valid(done)).to.deep.include({ status: 'True' });
-    });
 
-    it('reports a templateRef to a third namespace Invalid, though the template is there and allowed', async () => {
-      const e = await env('template-elsewhere');
-      await canaryTraffic(e);
-      const third = await testNamespace(e.kc, 'third');
-      await createTemplate(e, third, 'success-rate', promUrl);
-      await e.createRollout('web', {
-        steps: STEPS,
-        analysis: analysis({
-          metrics: [
-            {
-              name: 'request-success-rate',
-              templateRef: { name: 'success-rate', namespace: third },
-              thresholdRange: { min: 99 },
-            },
-          ],
-        }),
+      test('reports a templateRef to a third namespace Invalid, though the template is there and allowed', async () => {
+        const e = await env('template-elsewhere');
+        await canaryTraffic(e);
+        const third = await testNamespace(e.kc, 'third');
+        await createTemplate(e, third, 'success-rate', promUrl);
+        await e.createRollout('web', {
+          steps: STEPS,
+          analysis: analysis({
+            metrics: [
+              {
+                name: 'request-success-rate',
+                templateRef: { name: 'success-rate', namespace: third },
+                thresholdRange: { min: 99 },
+              },
+            ],
+          }),
+        });
+        const r = await e.phase('web', 'Invalid');
+        expect(valid(r)).to.deep.include({ status: 'False', reason: 'TemplateNamespaceNotAllowed' });
+        expect(valid(r)?.message).to.equal(
+          `spec.analysis.metrics[0].templateRef.namespace: namespace ${third} is neither the Rollout's (${e.ns}) ` +
+            `nor the controller's --template-namespace (${catalogue}); use a MetricTemplate of ${e.ns} or ${catalogue}`,
+        );
+        expect(await splitOf(e, 'web')).to.equal(undefined);
       });
-      const r = await e.phase('web', 'Invalid');
-      expect(valid(r)).to.deep.include({ status: 'False', reason: 'TemplateNamespaceNotAllowed' });
-      expect(valid(r)?.message).to.equal(
-        `spec.analysis.metrics[0].templateRef.namespace: namespace ${third} is neither the Rollout's (${e.ns}) ` +
-          `nor the controller's --template-namespace (${catalogue}); use a MetricTemplate of ${e.ns} or ${catalogue}`,
-      );
-      expect(await splitOf(e, 'web')).to.equal(undefined);
-    });
 
-    it('reports a MetricTemplate whose spec.provider.address is not allowed, naming the template', async () => {
-      const e = await env('template-prom');
-      await canaryTraffic(e);
-      const elsewhere = promUrl.replace('127.0.0.1', 'localhost');
-      await createTemplate(e, e.ns, 'success-rate', elsewhere);
-      await e.createRollout('web', {
-        steps: STEPS,
-        analysis: analysis({
-          prometheus: { address: promUrl },
-          metrics: [
-            {
-              name: 'request-success-rate',
-              templateRef: { name: 'success-rate' },
-              thresholdRange: { min: 99 },
-            },
-          ],
-        }),
+      test('reports a MetricTemplate whose spec.provider.address is not allowed, naming the template', async () => {
+        const e = await env('template-prom');
+        await canaryTraffic(e);
+        const elsewhere = promUrl.replace('127.0.0.1', 'localhost');
+        await createTemplate(e, e.ns, 'success-rate', elsewhere);
+        await e.createRollout('web', {
+          steps: STEPS,
+          analysis: analysis({
+            prometheus: { address: promUrl },
+            metrics: [
+              {
+                name: 'request-success-rate',
+                templateRef: { name: 'success-rate' },
+                thresholdRange: { min: 99 },
+              },
+            ],
+          }),
+        });
+        const r = await e.phase('web', 'Invalid');
+        expect(valid(r)).to.deep.include({ status: 'False', reason: 'PrometheusNotAllowed' });
+        expect(valid(r)?.message).to.equal(
+          `spec.analysis.metrics[0].templateRef: MetricTemplate ${e.ns}/success-rate spec.provider.address: ` +
+            `Prometheus ${elsewhere} is not one this controller may query; add it (or a prefix of it) to the ` +
+            `controller's --allowed-prometheus-urls`,
+        );
+        expect(await splitOf(e, 'web')).to.equal(undefined);
       });
-      const r = await e.phase('web', 'Invalid');
-      expect(valid(r)).to.deep.include({ status: 'False', reason: 'PrometheusNotAllowed' });
-      expect(valid(r)?.message).to.equal(
-        `spec.analysis.metrics[0].templateRef: MetricTemplate ${e.ns}/success-rate spec.provider.address: ` +
-          `Prometheus ${elsewhere} is not one this controller may query; add it (or a prefix of it) to the ` +
-          `controller's --allowed-prometheus-urls`,
-      );
-      expect(await splitOf(e, 'web')).to.equal(undefined);
-    });
 
-    it('uses a template of the --template-namespace catalogue, named or found after its own namespace', async () => {
-      const e = await env('catalogue-all');
-      await canaryTraffic(e);
-      await createTemplate(e, catalogue, 'success-rate', promUrl);
-      const metrics: MetricSpec[] = [
-        { name: 'found', templateRef: { name: 'success-rate' }, thresholdRange: { min: 99 } },
-        {
-          name: 'named',
-          templateRef: { name: 'success-rate', namespace: catalogue },
-          thresholdRange: { min: 99 },
-        },
-      ];
-      await e.createRollout('web', { steps: STEPS, analysis: analysis({ metrics }) });
-      await expectChecked(e, 'web', ['found', 'named']);
+      test('uses a template of the --template-namespace catalogue, named or found after its own namespace', async () => {
+        const e = await env('catalogue-all');
+        await canaryTraffic(e);
+        await createTemplate(e, catalogue, 'success-rate', promUrl);
+        const metrics: MetricSpec[] = [
+          { name: 'found', templateRef: { name: 'success-rate' }, thresholdRange: { min: 99 } },
+          {
+            name: 'named',
+            templateRef: { name: 'success-rate', namespace: catalogue },
+            thresholdRange: { min: 99 },
+          },
+        ];
+        await e.createRollout('web', { steps: STEPS, analysis: analysis({ metrics }) });
+        await expectChecked(e, 'web', ['found', 'named']);
+      });
     });
   });
 

@@ -15,6 +15,7 @@ import { servingKeyPair } from '../../src/sandbox/control-plane/index.js';
 import { waitFor } from '../../src/sandbox/wait.js';
 import { sharedControlPlane } from '../support/control-plane.js';
 import { useController } from '../support/controller-suite.js';
+import { together } from '../support/together.js';
 import { analysis, canaryTraffic, type RolloutEnv } from '../support/rollout-env.js';
 
 const condition = (r: Rollout, type: string) => r.status?.conditions?.find((c) => c.type === type);
@@ -27,47 +28,107 @@ describe('the live version (sandbox + real Prometheus)', function () {
   this.timeout(180_000);
   const suite = useController();
 
-  it('a threshold edit after Succeeded keeps the split at canary 100 and starts no run', async () => {
-    const e = await suite.env('edit-after-success');
-    await canaryTraffic(e);
-    await e.createRollout('web', HEALTHY_RUN);
-    await e.phase('web', 'Succeeded');
-    expect(e.weights('web')).to.deep.equal([0, 50, 100]);
-    await e.patchSpec('web', {
-      analysis: analysis({
-        metrics: [
-          {
-            name: 'request-success-rate',
-            query: analysis().metrics[0]!.query,
-            thresholdRange: { min: 99.5 },
-          },
-        ],
-      }),
+  // Side by side: they share nothing but the servers, and mostly wait on 1 s checks and the deadline. The
+  // version the cluster stops serving comes after them, alone: it changes a CRD every test reads.
+  together((test) => {
+    test('a threshold edit after Succeeded keeps the split at canary 100 and starts no run', async () => {
+      const e = await suite.env('edit-after-success');
+      await canaryTraffic(e);
+      await e.createRollout('web', HEALTHY_RUN);
+      await e.phase('web', 'Succeeded');
+      expect(e.weights('web')).to.deep.equal([0, 50, 100]);
+      await e.patchSpec('web', {
+        analysis: analysis({
+          metrics: [
+            {
+              name: 'request-success-rate',
+              query: analysis().metrics[0]!.query,
+              thresholdRange: { min: 99.5 },
+            },
+          ],
+        }),
+      });
+      const seen = await e.until('web', (r) => r.status?.observedGeneration === 2, 'generation 2 observed');
+      expect(seen.status?.phase).to.equal('Succeeded');
+      await e.eventsUntil('web', 'SpecUpdated');
+      const again = await e.get('web');
+      expect(again.status?.phase).to.equal('Succeeded');
+      expect(again.status?.canaryWeight).to.equal(100);
+      expect(e.weights('web'), 'the recorded split never left canary 100').to.deep.equal([0, 50, 100]);
+      expect((await e.events('web')).filter((ev) => ev.reason === 'RunStarted')).to.have.length(1);
     });
-    const seen = await e.until('web', (r) => r.status?.observedGeneration === 2, 'generation 2 observed');
-    expect(seen.status?.phase).to.equal('Succeeded');
-    await e.eventsUntil('web', 'SpecUpdated');
-    const again = await e.get('web');
-    expect(again.status?.phase).to.equal('Succeeded');
-    expect(again.status?.canaryWeight).to.equal(100);
-    expect(e.weights('web'), 'the recorded split never left canary 100').to.deep.equal([0, 50, 100]);
-    expect((await e.events('web')).filter((ev) => ev.reason === 'RunStarted')).to.have.length(1);
-  });
 
-  it('deleting a Succeeded Rollout leaves the split at canary 100, released, after the garbage collector acted', async () => {
-    const e = await suite.env('delete-after-success');
-    await canaryTraffic(e);
-    await e.createRollout('web', HEALTHY_RUN);
-    await e.phase('web', 'Succeeded');
-    await e.deleteAndAwaitGarbageCollector('web');
-    const split = await e.route('web');
-    expect(split, 'the TrafficSplit outlives its Rollout').to.not.equal(undefined);
-    expect((split as { spec?: { backends?: unknown } }).spec?.backends).to.deep.equal([
-      { service: 'web-v2', weight: 100 },
-    ]);
-    expect(split!.metadata?.ownerReferences ?? []).to.deep.equal([]);
-    expect(split!.metadata?.annotations?.['perch.dev/released-from']).to.equal('web');
-    expect(e.weights('web')).to.deep.equal([0, 50, 100]);
+    test('deleting a Succeeded Rollout leaves the split at canary 100, released, after the garbage collector acted', async () => {
+      const e = await suite.env('delete-after-success');
+      await canaryTraffic(e);
+      await e.createRollout('web', HEALTHY_RUN);
+      await e.phase('web', 'Succeeded');
+      await e.deleteAndAwaitGarbageCollector('web');
+      const split = await e.route('web');
+      expect(split, 'the TrafficSplit outlives its Rollout').to.not.equal(undefined);
+      expect((split as { spec?: { backends?: unknown } }).spec?.backends).to.deep.equal([
+        { service: 'web-v2', weight: 100 },
+      ]);
+      expect(split!.metadata?.ownerReferences ?? []).to.deep.equal([]);
+      expect(split!.metadata?.annotations?.['perch.dev/released-from']).to.equal('web');
+      expect(e.weights('web')).to.deep.equal([0, 50, 100]);
+    });
+
+    test('a TrafficSplit patch an admission webhook always refuses ends the run Failed after the deadline', async () => {
+      const cp = await sharedControlPlane();
+      const e = await suite.env('webhook-refuses');
+      await canaryTraffic(e);
+      const webhook = await startDenyingWebhook(cp.dataDir);
+      const admission = cp.kubeConfig().makeApiClient(AdmissionregistrationV1Api);
+      const config = `perch-test-deny-${e.ns}`;
+      await admission.createValidatingWebhookConfiguration({
+        body: {
+          metadata: { name: config },
+          webhooks: [
+            {
+              name: 'deny-trafficsplit-updates.perch.test',
+              admissionReviewVersions: ['v1'],
+              sideEffects: 'None',
+              failurePolicy: 'Fail',
+              timeoutSeconds: 5,
+              clientConfig: {
+                url: `https://127.0.0.1:${webhook.port}/validate`,
+                caBundle: Buffer.from(servingKeyPair(cp.dataDir).certPem).toString('base64'),
+              },
+              namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': e.ns } },
+              rules: [
+                {
+                  apiGroups: ['split.smi-spec.io'],
+                  apiVersions: ['*'],
+                  operations: ['UPDATE'],
+                  resources: ['trafficsplits'],
+                },
+              ],
+            },
+          ],
+        },
+      });
+      try {
+        // The configuration takes effect asynchronously: wait until an UPDATE is refused.
+        await awaitWebhook(e);
+        await e.createRollout('web', { ...HEALTHY_RUN, progressDeadlineSeconds: 8 });
+        const refused = await e.until(
+          'web',
+          (r) => condition(r, 'TrafficRouted')?.reason === 'WriteRefused',
+          'TrafficRouted=False WriteRefused',
+        );
+        expect(condition(refused, 'TrafficRouted')?.message).to.contain('denied the request');
+        const failed = await e.phase('web', 'Failed', 60_000);
+        expect(failed.status?.rollback?.reason).to.equal('ProgressDeadlineExceeded');
+        expect(failed.status?.message).to.contain('canary 50% never routed');
+        expect(e.weights('web'), 'the split never left stable 100').to.deep.equal([0]);
+        const events = await e.eventsUntil('web', 'TrafficRefused');
+        expect(events.filter((ev) => ev.reason === 'TrafficRefused').length).to.be.at.least(1);
+      } finally {
+        await admission.deleteValidatingWebhookConfiguration({ name: config });
+        await webhook.close();
+      }
+    });
   });
 
   it('a v1alpha4 Rollout on a cluster serving only v1alpha2 is reported NotServed while another runs to Succeeded', async () => {
@@ -113,62 +174,6 @@ describe('the live version (sandbox + real Prometheus)', function () {
       await e.phase('old-mesh', 'Succeeded');
     } finally {
       await patchVersions(only(original, () => true));
-    }
-  });
-
-  it('a TrafficSplit patch an admission webhook always refuses ends the run Failed after the deadline', async () => {
-    const cp = await sharedControlPlane();
-    const e = await suite.env('webhook-refuses');
-    await canaryTraffic(e);
-    const webhook = await startDenyingWebhook(cp.dataDir);
-    const admission = cp.kubeConfig().makeApiClient(AdmissionregistrationV1Api);
-    const config = `perch-test-deny-${e.ns}`;
-    await admission.createValidatingWebhookConfiguration({
-      body: {
-        metadata: { name: config },
-        webhooks: [
-          {
-            name: 'deny-trafficsplit-updates.perch.test',
-            admissionReviewVersions: ['v1'],
-            sideEffects: 'None',
-            failurePolicy: 'Fail',
-            timeoutSeconds: 5,
-            clientConfig: {
-              url: `https://127.0.0.1:${webhook.port}/validate`,
-              caBundle: Buffer.from(servingKeyPair(cp.dataDir).certPem).toString('base64'),
-            },
-            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': e.ns } },
-            rules: [
-              {
-                apiGroups: ['split.smi-spec.io'],
-                apiVersions: ['*'],
-                operations: ['UPDATE'],
-                resources: ['trafficsplits'],
-              },
-            ],
-          },
-        ],
-      },
-    });
-    try {
-      // The configuration takes effect asynchronously: wait until an UPDATE is refused.
-      await awaitWebhook(e);
-      await e.createRollout('web', { ...HEALTHY_RUN, progressDeadlineSeconds: 8 });
-      const refused = await e.until(
-        'web',
-        (r) => condition(r, 'TrafficRouted')?.reason === 'WriteRefused',
-        'TrafficRouted=False WriteRefused',
-      );
-      expect(condition(refused, 'TrafficRouted')?.message).to.contain('denied the request');
-      const failed = await e.phase('web', 'Failed', 60_000);
-      expect(failed.status?.rollback?.reason).to.equal('ProgressDeadlineExceeded');
-      expect(failed.status?.message).to.contain('canary 50% never routed');
-      expect(e.weights('web'), 'the split never left stable 100').to.deep.equal([0]);
-      const events = await e.eventsUntil('web', 'TrafficRefused');
-      expect(events.filter((ev) => ev.reason === 'TrafficRefused').length).to.be.at.least(1);
-    } finally {
-      await admission.deleteValidatingWebhookConfiguration({ name: config });
-      await webhook.close();
     }
   });
 });
