@@ -8,28 +8,13 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { GROUP, TRAFFIC_FINALIZER, VERSION, type RolloutStatus } from '../api/v1alpha1.js';
+import { deepEqual, isPlainObject, type JsonObject } from '../api/json.js';
 import { apiError, type ApiError } from './api-error.js';
 
-export type JsonObject = { [key: string]: unknown };
+export type { JsonObject };
 export type WriteResult<T> = { ok: true; value: T } | { ok: false; error: ApiError };
 
 const ROLLOUTS = { group: GROUP, version: VERSION, plural: 'rollouts' } as const;
-
-const isPlainObject = (v: unknown): v is JsonObject =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function deepEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (Array.isArray(a)) {
-    return Array.isArray(b) && a.length === b.length && a.every((v, i) => deepEqual(v, b[i]));
-  }
-  if (isPlainObject(a) && isPlainObject(b)) {
-    const keys = Object.keys(a).filter((k) => a[k] !== undefined);
-    const other = Object.keys(b).filter((k) => b[k] !== undefined);
-    return keys.length === other.length && keys.every((k) => deepEqual(a[k], b[k]));
-  }
-  return false;
-}
 
 /**
  * The RFC 7386 JSON merge patch that turns `before` into `after`: changed and new fields, null for

@@ -1,6 +1,7 @@
 // decide(): the one entry point of the machine. (spec, status, observation) → next status and effects.
 // Pure: the snapshot is rebuilt from status alone, so a restarted controller decides the same way.
 import { transition } from 'xstate';
+import { deepEqual } from '../api/json.js';
 import type { Phase, RolloutSpec, RolloutStatus } from '../api/v1alpha1.js';
 import { emptyAnalysis, recordRound, worstCheck } from './checks.js';
 import { planOf, type Plan } from './plan.js';
@@ -10,6 +11,8 @@ import { checksRun } from './transitions.js';
 import type { Decision, Effect, Observation } from './types.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
+/** Passes beyond one per step: a start, a promotion and its end, and one that finds nothing more to do. */
+const MAX_EXTRA_PASSES = 4;
 const ACTIVE: ReadonlySet<Phase | undefined> = new Set(['Progressing', 'Paused']);
 
 /** Whether a round of checks is due now: the controller queries Prometheus only then. */
@@ -66,22 +69,118 @@ function prologue(current: RolloutStatus | undefined, obs: Observation, plan: Pl
   return status;
 }
 
+/** One RECONCILE (or DELETE) of the machine from `status` in the phase it records. */
+function pass(
+  status: RolloutStatus,
+  effects: Effect[],
+  before: RolloutStatus,
+  event: { type: 'RECONCILE' | 'DELETE'; obs: Observation; plan: Plan },
+) {
+  const snapshot = rolloutMachine.resolveState({
+    value: status.phase ?? 'Pending',
+    context: { status, effects, before, trailing: [] },
+  });
+  return transition(rolloutMachine, snapshot, event)[0].context;
+}
+
 /**
  * The whole decision is the machine's: decide() folds the observation's round of checks into the
  * status (the machine's guards read the counts), sends the one event, and returns what it made.
+ *
+ * One observation can carry the run through several transitions: a passing round ends an analysis step,
+ * and the setWeight step after it begins at once, in the same status write, as the next reconcile would
+ * have done on the very same facts. The machine is sent the event again, on the status it left and with
+ * the round already counted, until it lands where it stays (the same status again), or where a weight
+ * must be routed before anything may move on (SPEC §4: a step advances only on its weight routed).
+ * Each pass is the machine's own decision; decide() only repeats the question.
  */
 export function decide(spec: RolloutSpec, current: RolloutStatus | undefined, obs: Observation): Decision {
   const plan = planOf(spec);
   const before = prologue(current, obs, plan);
-  const counted = obs.deleting ? { status: before, effects: [] } : withRound(before, obs, plan);
-  const snapshot = rolloutMachine.resolveState({
-    value: before.phase ?? 'Pending',
-    context: { status: counted.status, effects: counted.effects, before: counted.status },
-  });
-  const [next] = transition(rolloutMachine, snapshot, {
-    type: obs.deleting ? 'DELETE' : 'RECONCILE',
-    obs,
-    plan,
-  });
-  return { status: next.context.status, effects: next.context.effects };
+  if (obs.deleting) {
+    const deleted = pass(before, [], before, { type: 'DELETE', obs, plan });
+    return { status: deleted.status, effects: [...deleted.effects, ...deleted.trailing] };
+  }
+  const counted = withRound(before, obs, plan);
+  let landed = pass(counted.status, counted.effects, counted.status, { type: 'RECONCILE', obs, plan });
+  // A person's one-shot is acted on in a reconcile of its own: a resume must never meet, in the same
+  // look, the pause its own step change begins (a later look tells a fresh resume from one left over).
+  const { resume, promote, abort, retry } = obs.annotations;
+  if (!(resume || promote || abort || retry)) {
+    // Later passes see no round: the first took its results, which a later reconcile would not see again.
+    const again = { type: 'RECONCILE' as const, obs: { ...obs, checks: [] }, plan };
+    for (let n = 1; n < plan.steps.length + MAX_EXTRA_PASSES; n++) {
+      if (landed.trailing.some((e) => e.type === 'setWeights')) break;
+      const next = pass(landed.status, landed.effects, counted.status, again);
+      if (deepEqual(next.status, landed.status)) break;
+      landed = next;
+    }
+  }
+  const effects = told([...landed.effects, ...landed.trailing]);
+  if (current && onlyConfirmsRouting(current, landed.status, effects, obs, plan))
+    return { status: current, effects };
+  return { status: landed.status, effects };
+}
+
+/**
+ * A look whose only news is that the weight the status asked for is now routed (TrafficRouted turning
+ * True, the message moving on to what the step waits for), while a round of checks is due within one
+ * interval, writes nothing: that round's status write says it, a few seconds later. The weight, the
+ * step and every counter are as stored already; a refusal, a pause, an invalid spec or an Event
+ * still write at once. (Issue 16: the status at each real transition, not at each look.)
+ */
+function onlyConfirmsRouting(
+  current: RolloutStatus,
+  decided: RolloutStatus,
+  effects: Effect[],
+  obs: Observation,
+  plan: Plan,
+): boolean {
+  if (effects.some((e) => e.type !== 'requeueAfter')) return false;
+  if (!ACTIVE.has(decided.phase) || decided.phase !== current.phase) return false;
+  const next = Date.parse(decided.analysis?.nextCheckAt ?? '');
+  if (!checksRun(decided, plan) || !(next <= obs.now + plan.intervalMs)) return false;
+  const routed = (s: RolloutStatus) => s.conditions?.find((c) => c.type === 'TrafficRouted')?.status;
+  if (routed(decided) !== 'True' || routed(current) === 'True') return false;
+  const { message: _m, conditions: decidedConditions, ...decidedRest } = decided;
+  const { message: _n, conditions: currentConditions, ...currentRest } = current;
+  // Apart from the message (and the conditions that repeat it), only TrafficRouted may differ.
+  const gist = (cs: RolloutStatus['conditions']) =>
+    (cs ?? []).filter((c) => c.type !== 'TrafficRouted').map((c) => [c.type, c.status, c.reason]);
+  return deepEqual(decidedRest, currentRest) && deepEqual(gist(decidedConditions), gist(currentConditions));
+}
+
+/** Events that lead into a next transition, and the Events of those transitions that tell them too. */
+const LEADS_INTO: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+  ['AnalysisPassed', new Set(['WeightChanged', 'Paused', 'Promoting', 'Promoted'])],
+  ['Promoting', new Set(['Promoted'])],
+  // A round's failed check, then the rollback it starts: the rollback's Event names the metric too.
+  ['AnalysisFailed', new Set(['AnalysisFailed'])],
+]);
+
+/**
+ * One Event per transition a person acts on, not per intermediate one: when one look takes a step's
+ * passing analysis and the step after it, a promotion's start and its end, or a failed check and the
+ * rollback it starts, one Event tells both (the later one's reason, both messages in order, or the
+ * later one's alone where it repeats the first). Each Event is an API write.
+ */
+function told(effects: Effect[]): Effect[] {
+  const out: Effect[] = [];
+  let lead: Extract<Effect, { type: 'event' }> | undefined;
+  for (const e of effects) {
+    if (e.type !== 'event') {
+      out.push(e);
+      continue;
+    }
+    const folds =
+      lead !== undefined && lead.eventType === e.eventType && LEADS_INTO.get(lead.reason)!.has(e.reason);
+    if (lead && !folds) out.push(lead);
+    const event =
+      folds && !e.message.includes(lead!.message) ? { ...e, message: `${lead!.message}; ${e.message}` } : e;
+    lead = undefined;
+    if (LEADS_INTO.has(event.reason)) lead = event;
+    else out.push(event);
+  }
+  if (lead) out.push(lead);
+  return out;
 }

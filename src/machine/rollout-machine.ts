@@ -15,6 +15,12 @@ export interface MachineContext {
   effects: Effect[];
   /** The status the reconcile started from (its round of checks counted): what `settle` compares with. */
   before: RolloutStatus;
+  /**
+   * What `settle` derives from where the reconcile lands, after the transitions' own effects: the weight
+   * to write, one-shot annotations cleared, a SpecUpdated Event, the next look. Replaced, not appended,
+   * by each settle, so a reconcile that takes several transitions ends with the last one's.
+   */
+  trailing: Effect[];
 }
 
 /** RECONCILE: one look at the Rollout. DELETE: its deletion, whatever the phase. */
@@ -158,9 +164,17 @@ export const rolloutMachine = setup({
       }
       return { status, effects };
     }),
-    settle: assign(({ context, event }, params: { phase: Phase }) =>
-      settle(context.before, context.status, context.effects, params.phase, event.obs, event.plan),
-    ),
+    settle: assign(({ context, event }, params: { phase: Phase }) => {
+      const settled = settle(
+        context.before,
+        context.status,
+        context.effects,
+        params.phase,
+        event.obs,
+        event.plan,
+      );
+      return { status: settled.status, trailing: settled.effects };
+    }),
   },
 }).createMachine({
   id: 'rollout',

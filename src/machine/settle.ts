@@ -19,7 +19,8 @@ const ACTIVE: ReadonlySet<Phase | undefined> = new Set(['Progressing', 'Paused']
 
 /**
  * `before` is the status this reconcile started from (with its round of checks counted), `decided`
- * and `effects` what the transition made of it, `phase` the state it lands in.
+ * and `effects` what the transitions made of it, `phase` the state it lands in. The effects returned
+ * are those that follow from where it lands (the transitions' own come before them).
  */
 export function settle(
   before: RolloutStatus,
@@ -36,13 +37,12 @@ export function settle(
     step: stepText(landed, plan),
     conditions: conditions(landed, obs),
   };
-  const all = [
-    ...effects,
+  const trailing = [
     ...specUpdated(before, status, effects, obs, plan),
     ...trafficEffects(status, obs),
     ...oneShotEffects(obs, actedOn(before, status, obs, plan)),
   ];
-  return { status, effects: [...all, ...requeue(before, status, all, obs, plan)] };
+  return { status, effects: [...trailing, ...requeue(before, status, trailing, obs, plan)] };
 }
 
 /** The one-shot annotations this reconcile acted on; the others are removed as ignored. */

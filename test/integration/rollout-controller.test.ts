@@ -59,7 +59,7 @@ describe('rollout controller over smi and gatewayapi (sandbox + real Prometheus)
           'Paused',
           'Resumed',
           'WeightChanged',
-          'Promoting',
+          // The round at 100 % starts the promotion and ends it: one Event tells both.
           'Promoted',
         ]);
       }));

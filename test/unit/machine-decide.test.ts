@@ -15,7 +15,7 @@ describe('machine: whole runs', () => {
       'Paused',
       'Resumed',
       'WeightChanged',
-      'Promoting',
+      // The round at 100 % starts the promotion and ends it: one Event tells both.
       'Promoted',
     ]);
     expect(w.status?.step).to.equal('5/5');

@@ -127,8 +127,11 @@ describe('machine: an invalid spell mid-run', () => {
     w.runUntil((x) => x.now - since >= 59_000);
     expect(w.phase()).to.equal('Invalid');
     expect(w.traffic?.canaryWeight).to.equal(10);
-    w.runUntil(settled);
-    expect(w.phase()).to.equal('Failed');
+    // Rolled back to Failed, and still invalid: the look that finds stable at 100 ends the run as Failed
+    // and, the spec being invalid, lands in Invalid from Failed (the RolledBack Event says it failed).
+    w.runUntil((x) => x.status?.invalidFrom === 'Failed');
+    expect(w.phase()).to.equal('Invalid');
+    expect(w.reasons()).to.include('RolledBack');
     expect(w.now - since).to.be.within(60_000, 61_000);
     expect(w.status?.rollback?.reason).to.equal('InvalidSpec');
     expect(w.status?.message).to.contain('spec.analysis.metrics[0].query');
@@ -191,7 +194,9 @@ describe('machine: the progress deadline is real', () => {
   });
 
   it('a promotion whose 100% can never be written fails after the deadline', () => {
-    const w = new World(spec({ progressDeadlineSeconds: 60 }));
+    // Promotion from 50 (no setWeight 100 step), so the promotion itself must write 100.
+    const steps = [{ setWeight: 10 }, { analysis: { iterations: 2 } }, { setWeight: 50 }];
+    const w = new World(spec({ progressDeadlineSeconds: 60, steps }));
     w.runUntil((x) => x.phase() === 'Promoting');
     w.refused = { canaryWeight: 100, message: 'denied' };
     w.traffic = { canaryWeight: 50, lastWritten: 50 };
