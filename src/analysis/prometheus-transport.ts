@@ -31,12 +31,15 @@ export const IDLE_SOCKET_MS = 60_000;
  */
 export const MAX_SOCKETS = 32;
 
-/** The keep-alive pool for the Prometheus at `address` (an https one gets TLS, anything else plain HTTP). */
-export function prometheusAgent(address: string): HttpAgent {
+/**
+ * The keep-alive pool for the Prometheus at `address` (an https one gets TLS, anything else plain HTTP),
+ * of `maxSockets` connections at most.
+ */
+export function prometheusAgent(address: string, maxSockets = MAX_SOCKETS): HttpAgent {
   const options = {
     keepAlive: true,
-    maxSockets: MAX_SOCKETS,
-    maxFreeSockets: MAX_SOCKETS,
+    maxSockets,
+    maxFreeSockets: maxSockets,
     timeout: IDLE_SOCKET_MS,
   };
   return address.startsWith('https:') ? new HttpsAgent(options) : new HttpAgent(options);

@@ -1,9 +1,10 @@
 // Runs one round of metric checks for a Rollout: resolve each query, render it, ask Prometheus,
-// judge the answer. Clients are shared per (address, timeout) and connection pools per address, so
-// thousands of Rollouts share a few, dropped when no Rollout uses them any more.
+// judge the answer. Clients are shared per (address, timeout), connection pools and the bound on queries
+// in flight per address, so thousands of Rollouts share a few, dropped when no Rollout uses them any more.
 import type { Agent } from 'node:http';
+import { InflightLimit } from '../analysis/inflight-limit.js';
 import { PrometheusClient, type QueryOutcome } from '../analysis/prometheus-client.js';
-import { prometheusAgent } from '../analysis/prometheus-transport.js';
+import { MAX_SOCKETS, prometheusAgent } from '../analysis/prometheus-transport.js';
 import { renderQuery } from '../analysis/template.js';
 import type { CheckResult } from '../analysis/types.js';
 import { checkMetric } from '../analysis/verdict.js';
@@ -23,6 +24,11 @@ export interface CheckRunnerOptions {
   admission: Admission;
   onOutcome?: (outcome: QueryOutcome) => void;
   /**
+   * Queries one Prometheus has from this controller at once (default MAX_SOCKETS, the keep-alive pool's
+   * size); the rest wait their turn, one Rollout after another, their timeout not started yet.
+   */
+  maxInflight?: number;
+  /**
    * What another server sent that must never reach status or Events (an error body, partial-data
    * warnings), for the controller's log only.
    */
@@ -31,15 +37,23 @@ export interface CheckRunnerOptions {
 
 export class CheckRunner {
   private readonly clients = new SharedByRollouts<PrometheusClient>();
-  /** One keep-alive pool per Prometheus; a dropped one's idle connections close by themselves. */
-  private readonly agents = new SharedByRollouts<Agent>();
+  /**
+   * One keep-alive pool and one in-flight bound per Prometheus; a dropped pool's idle connections close
+   * by themselves.
+   */
+  private readonly servers = new SharedByRollouts<{ agent: Agent; limit: InflightLimit }>();
+  private readonly maxInflight: number;
 
-  constructor(private readonly opts: CheckRunnerOptions) {}
+  constructor(private readonly opts: CheckRunnerOptions) {
+    this.maxInflight = opts.maxInflight ?? MAX_SOCKETS;
+    if (!Number.isInteger(this.maxInflight) || this.maxInflight < 1)
+      throw new RangeError(`maxInflight ${opts.maxInflight}: give a whole number of queries, at least 1`);
+  }
 
   /** A Rollout that is gone: the clients only it used are dropped. */
   forget(rolloutKey: string): void {
     this.clients.release(rolloutKey);
-    this.agents.release(rolloutKey);
+    this.servers.release(rolloutKey);
   }
 
   /** How many clients are kept now. */
@@ -62,12 +76,18 @@ export class CheckRunner {
       const id = `${address} ${timeoutMs}`;
       used.add(id);
       addresses.add(address);
-      const agent = this.agents.acquire(user, address, () => prometheusAgent(address));
-      return this.clients.acquire(
+      // Sockets as many as queries may be in flight: none ever waits inside the agent, timeout running.
+      const server = this.servers.acquire(user, address, () => ({
+        agent: prometheusAgent(address, this.maxInflight),
+        limit: new InflightLimit(this.maxInflight),
+      }));
+      const c = this.clients.acquire(
         user,
         id,
-        () => new PrometheusClient({ address, timeoutMs, onOutcome: this.opts.onOutcome, agent }),
+        () =>
+          new PrometheusClient({ address, timeoutMs, onOutcome: this.opts.onOutcome, agent: server.agent }),
       );
+      return { query: (promql: string) => server.limit.run(user, () => c.query(promql, { time: now })) };
     };
     const results = await Promise.all(
       analysis.metrics.map(async (metric): Promise<CheckResult> => {
@@ -106,7 +126,7 @@ export class CheckRunner {
           );
         const refused = prometheusRefusal(address, this.opts.admission);
         if (refused) return error(`${metric.name}: ${refused.message}; no query sent`);
-        const result = await client(address).query(rendered.value, { time: now });
+        const result = await client(address).query(rendered.value);
         if (!result.ok && result.error.detail)
           this.opts.onDetail?.(user, metric.name, { error: result.error.detail });
         if (result.ok && result.warnings.length > 0)
@@ -121,7 +141,7 @@ export class CheckRunner {
       }),
     );
     this.clients.settle(user, used);
-    this.agents.settle(user, addresses);
+    this.servers.settle(user, addresses);
     return results;
   }
 }
