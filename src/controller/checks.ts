@@ -1,10 +1,11 @@
 // Runs one round of metric checks for a Rollout: resolve each query, render it, ask Prometheus,
-// judge the answer. Clients are shared per (address, timeout), connection pools and the bound on queries
-// in flight per address, so thousands of Rollouts share a few, dropped when no Rollout uses them any more.
+// judge the answer. Clients are shared per (address, timeout); connection pools, the bound on queries in
+// flight and identical queries per address: thousands of Rollouts share a few, dropped when none uses them.
 import type { Agent } from 'node:http';
 import { InflightLimit } from '../analysis/inflight-limit.js';
-import { PrometheusClient, type QueryOutcome } from '../analysis/prometheus-client.js';
+import { PrometheusClient, type QueryOutcome, type QueryResult } from '../analysis/prometheus-client.js';
 import { MAX_SOCKETS, prometheusAgent } from '../analysis/prometheus-transport.js';
+import { SharedQueries } from '../analysis/shared-queries.js';
 import { renderQuery } from '../analysis/template.js';
 import type { CheckResult } from '../analysis/types.js';
 import { checkMetric } from '../analysis/verdict.js';
@@ -38,10 +39,14 @@ export interface CheckRunnerOptions {
 export class CheckRunner {
   private readonly clients = new SharedByRollouts<PrometheusClient>();
   /**
-   * One keep-alive pool and one in-flight bound per Prometheus; a dropped pool's idle connections close
-   * by themselves.
+   * Per Prometheus: one keep-alive pool, one in-flight bound, the queries just sent. A dropped pool's idle
+   * connections close by themselves.
    */
-  private readonly servers = new SharedByRollouts<{ agent: Agent; limit: InflightLimit }>();
+  private readonly servers = new SharedByRollouts<{
+    agent: Agent;
+    limit: InflightLimit;
+    sent: SharedQueries<QueryResult>;
+  }>();
   private readonly maxInflight: number;
 
   constructor(private readonly opts: CheckRunnerOptions) {
@@ -80,6 +85,7 @@ export class CheckRunner {
       const server = this.servers.acquire(user, address, () => ({
         agent: prometheusAgent(address, this.maxInflight),
         limit: new InflightLimit(this.maxInflight),
+        sent: new SharedQueries<QueryResult>(),
       }));
       const c = this.clients.acquire(
         user,
@@ -87,7 +93,12 @@ export class CheckRunner {
         () =>
           new PrometheusClient({ address, timeoutMs, onOutcome: this.opts.onOutcome, agent: server.agent }),
       );
-      return { query: (promql: string) => server.limit.run(user, () => c.query(promql, { time: now })) };
+      // The same text at the same moment is the same answer: one request, whoever asks.
+      const query = (promql: string) =>
+        server.sent.ask(`${timeoutMs}\u0000${promql}`, now.getTime(), () =>
+          server.limit.run(user, () => c.query(promql, { time: now })),
+        );
+      return { query };
     };
     const results = await Promise.all(
       analysis.metrics.map(async (metric): Promise<CheckResult> => {

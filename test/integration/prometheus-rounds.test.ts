@@ -1,5 +1,5 @@
 // Check rounds at scale against the real Prometheus, counted on the wire through a TCP relay: a bound on
-// the queries in flight to one Prometheus.
+// the queries in flight to one Prometheus, identical queries within a moment sent once.
 import { expect } from 'chai';
 import type { Rollout } from '../../src/api/v1alpha1.js';
 import { CheckRunner } from '../../src/controller/checks.js';
@@ -34,24 +34,32 @@ function rollout(name: string, query: string, address: string): Rollout {
   };
 }
 
+/** The same text for every Rollout (no per-Rollout variable), answering 1. */
+const SAME_QUERY = 'vector(1)';
+
 const noTemplates = { metricTemplate: () => undefined };
 
 describe('check rounds against the real Prometheus', function () {
   this.timeout(60_000);
+  /** Two ways to the same Prometheus, under two URLs. */
   let relay: TcpCounter;
+  let relay2: TcpCounter;
   beforeEach(async () => {
     const { prometheus } = await sharedPrometheus();
     relay = await tcpCounter(prometheus.url);
+    relay2 = await tcpCounter(prometheus.url);
   });
   afterEach(async () => {
     await relay?.close();
+    await relay2?.close();
   });
   const runner = (maxInflight?: number) =>
     new CheckRunner({
-      admission: { prometheus: new PrometheusAllowlist([relay.url]) },
+      admission: { prometheus: new PrometheusAllowlist([relay.url, relay2.url]) },
       ...(maxInflight !== undefined ? { maxInflight } : {}),
     });
-  const requests = () => relay.connections.reduce((n, c) => n + c.requests.length, 0);
+  const count = (r: TcpCounter) => r.connections.reduce((n, c) => n + c.requests.length, 0);
+  const requests = () => count(relay);
 
   it('keeps at most maxInflight queries to one Prometheus in flight, the rest waiting their turn', async () => {
     const checks = runner(3);
@@ -65,5 +73,30 @@ describe('check rounds against the real Prometheus', function () {
     expect(requests(), 'one query per Rollout').to.equal(24);
     // Each query in flight needs a connection of its own: the relay saw how many were ever open at once.
     expect(relay.connections.length, 'connections opened').to.be.within(1, 3);
+  });
+
+  it('sends one query for Rollouts whose rendered query and Prometheus are the same within a moment', async () => {
+    const checks = runner();
+    const now = Date.now();
+    const at = (ms: number) => new Date(now + ms);
+    const verdicts = async (name: string, query: string, address: string, ms: number) =>
+      (await checks.run(rollout(name, query, address), noTemplates, at(ms))).map((c) => c.verdict);
+    // Twenty rounds at once: one request, every Rollout its verdict.
+    const together = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => verdicts(`same${i}`, SAME_QUERY, relay.url, 0)),
+    );
+    expect(together).to.deep.equal(together.map(() => ['Pass']));
+    expect(requests(), 'twenty identical rounds at once').to.equal(1);
+    // Answered already, but the moment is the same: shared still.
+    expect(await verdicts('later', SAME_QUERY, relay.url, 300)).to.deep.equal(['Pass']);
+    expect(requests(), 'the same query 300 ms later').to.equal(1);
+    // Another text, another Prometheus URL, or the next round: each asks on its own.
+    expect(await verdicts('own', OWN_QUERY, relay.url, 300)).to.deep.equal(['Pass']);
+    expect(requests(), 'another query text').to.equal(2);
+    expect(await verdicts('elsewhere', SAME_QUERY, relay2.url, 0)).to.deep.equal(['Pass']);
+    expect(count(relay2), 'the same query at another URL').to.equal(1);
+    expect(requests()).to.equal(2);
+    expect(await verdicts('next', SAME_QUERY, relay.url, 10_000)).to.deep.equal(['Pass']);
+    expect(requests(), 'the next round, an interval later').to.equal(3);
   });
 });
