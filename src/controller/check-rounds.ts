@@ -2,13 +2,17 @@
 // and goes on without it; the finished round brings the Rollout back, which then takes its results.
 import type { CheckResult } from '../analysis/types.js';
 import type { Rollout } from '../api/v1alpha1.js';
+import { parseDuration } from '../machine/duration.js';
 import type { CheckRunner } from './checks.js';
+import { Timers, systemClock, type TimerClock } from './timers.js';
 import type { Lookups } from './validate.js';
 
 interface Round {
   /** The generation and due time it answers; a spec edit or a new due time makes it another round. */
   due: string;
   results?: CheckResult[];
+  /** Set while the round waits for its turn (spread after a restart): what it will run with. */
+  waiting?: { rollout: Rollout; lookups: Lookups };
 }
 
 export interface CheckRoundsOptions {
@@ -16,6 +20,7 @@ export interface CheckRoundsOptions {
   done(key: string): void;
   /** A round threw, which the runner never should: a bug, logged; the Rollout is retried with backoff. */
   failed(key: string, err: unknown): void;
+  clock?: TimerClock;
 }
 
 /**
@@ -24,38 +29,50 @@ export interface CheckRoundsOptions {
  */
 export class CheckRounds {
   private readonly rounds = new Map<string, Round>();
+  /** Rounds found overdue at a first look, each waiting for its turn within one interval. */
+  private readonly turns: Timers<string>;
+  private readonly clock: TimerClock;
 
   constructor(
     private readonly runner: CheckRunner,
     private readonly opts: CheckRoundsOptions,
-  ) {}
+  ) {
+    this.clock = opts.clock ?? systemClock;
+    this.turns = new Timers<string>((key) => this.turnCame(key), { clock: this.clock });
+  }
 
-  /** The results of the round due now, once; [] while Prometheus is still being asked (or just asked). */
-  take(key: string, rollout: Rollout, lookups: Lookups, now: Date): CheckResult[] {
-    const due = `${rollout.metadata?.generation}/${rollout.status?.analysis?.nextCheckAt ?? ''}`;
+  /**
+   * The results of the round due now, once; [] while Prometheus is still being asked (or just asked).
+   * `firstLook`: this controller has not reconciled the Rollout before (it just started, or just became
+   * leader). A round found overdue then starts at the Rollout's own offset within one interval, not at
+   * once: a thousand Rollouts whose rounds fell due while no controller ran would otherwise all ask
+   * Prometheus in the same second, and again every interval after.
+   */
+  take(key: string, rollout: Rollout, lookups: Lookups, now: Date, firstLook = false): CheckResult[] {
+    const nextCheckAt = rollout.status?.analysis?.nextCheckAt ?? '';
+    const due = `${rollout.metadata?.generation}/${nextCheckAt}`;
     const round = this.rounds.get(key);
     if (round?.due === due) {
       if (!round.results) return [];
       this.rounds.delete(key);
       return round.results;
     }
+    this.turns.cancel(key);
     const started: Round = { due };
     this.rounds.set(key, started);
-    void this.runner.run(rollout, lookups, now).then(
-      (results) => {
-        if (this.rounds.get(key) !== started) return; // forgotten or replaced meanwhile
-        started.results = results;
-        this.opts.done(key);
-      },
-      (err: unknown) => {
-        if (this.rounds.get(key) === started) this.rounds.delete(key);
-        this.opts.failed(key, err);
-      },
-    );
+    const intervalMs = parseDuration(rollout.spec.analysis?.interval ?? '') ?? 0;
+    const overdue = firstLook && Date.parse(nextCheckAt) < now.getTime();
+    const offset = overdue && intervalMs >= 1 ? turnOffset(key, intervalMs) : 0;
+    if (offset > 0) {
+      started.waiting = { rollout, lookups };
+      this.turns.schedule(key, now.getTime() + offset);
+    } else {
+      this.start(key, started, rollout, lookups, now);
+    }
     return [];
   }
 
-  /** Whether a round for the Rollout is out, its results not in yet. */
+  /** Whether a round for the Rollout is out (or waiting for its turn), its results not in yet. */
   asking(key: string): boolean {
     const r = this.rounds.get(key);
     return r !== undefined && !r.results;
@@ -63,5 +80,47 @@ export class CheckRounds {
 
   forget(key: string): void {
     this.rounds.delete(key);
+    this.turns.cancel(key);
   }
+
+  /** Rounds waiting for their turn are dropped: the next controller finds them due again. */
+  stop(): void {
+    this.turns.stop();
+  }
+
+  /** The round's `now` is when it really starts: the evaluation time and the measurements' `at`. */
+  private turnCame(key: string): void {
+    const round = this.rounds.get(key);
+    if (!round?.waiting) return;
+    const { rollout, lookups } = round.waiting;
+    round.waiting = undefined;
+    this.start(key, round, rollout, lookups, new Date(this.clock.now()));
+  }
+
+  private start(key: string, round: Round, rollout: Rollout, lookups: Lookups, now: Date): void {
+    void this.runner.run(rollout, lookups, now).then(
+      (results) => {
+        if (this.rounds.get(key) !== round) return; // forgotten or replaced meanwhile
+        round.results = results;
+        this.opts.done(key);
+      },
+      (err: unknown) => {
+        if (this.rounds.get(key) === round) this.rounds.delete(key);
+        this.opts.failed(key, err);
+      },
+    );
+  }
+}
+
+/**
+ * The Rollout's own place within the interval, from its key (FNV-1a): spread evenly over many keys, and
+ * the same on every restart and every replica, so a test or a person can tell when a round will go.
+ */
+export function turnOffset(key: string, intervalMs: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    hash ^= key.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % Math.floor(intervalMs);
 }

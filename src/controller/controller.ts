@@ -210,7 +210,8 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
   });
 
   const hooks: ReconcileHooks = {
-    checks: async (rollout, now) => rounds.take(keyOf(rollout), rollout, view, now),
+    checks: async (rollout, now) =>
+      rounds.take(keyOf(rollout), rollout, view, now, !looked.has(keyOf(rollout))),
     firstLook: (rollout) => !looked.has(keyOf(rollout)),
     refused: (rollout, route) => refusals.current(keyOf(rollout), route, rollout.metadata?.generation),
     observed(rollout, before, after, made) {
@@ -388,6 +389,7 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     metricsAddress: http.address,
     async stop() {
       await queue.shutdown();
+      rounds.stop();
       for (const i of [rollouts, services, templates, ...routes.values()]) i.stop();
       catalogue?.stop();
       await elector?.release();
