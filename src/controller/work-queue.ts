@@ -1,5 +1,6 @@
 // The keyed work queue between the informers and reconcile, in the manner of client-go's workqueue:
-// duplicates collapse, one key is never handled twice at once, failures back off per key, delays share one timer.
+// duplicates collapse, one key is never handled twice at once, failures back off per key, delays share one
+// timer, and urgent keys (a failing check round) pass the backlog.
 import { Timers, systemClock, type TimerClock } from './timers.js';
 
 export interface BackoffOptions {
@@ -59,6 +60,10 @@ export class WorkQueue<K = string> {
 
   /** Keys ready for a worker, in the order they became ready (a Set keeps insertion order). */
   private readonly queue = new Set<K>();
+  /** Urgent keys ready for a worker, taken before any in `queue`; a key is in one of the two at most. */
+  private readonly fast = new Set<K>();
+  /** Keys made urgent while a handler has them: they go to `fast` when it returns. */
+  private readonly urgentAfterRun = new Set<K>();
   /** Keys that need a run: those in `queue`, plus those added again while a handler has them. */
   private readonly dirty = new Set<K>();
   /** Keys a handler has now → when it took them; insertion order makes the first entry the oldest. */
@@ -95,6 +100,28 @@ export class WorkQueue<K = string> {
     this.waitingSince.set(key, this.clock.now());
     if (this.processing.has(key)) return; // done() queues it when the running handler returns
     this.queue.add(key);
+    this.idle.shift()?.();
+  }
+
+  /**
+   * Queues the key ahead of every key add() queued: a Rollout whose check round just failed must not
+   * wait behind a backlog of routine reconciles to roll back. Still once, and never two workers at once:
+   * a key already waiting moves up; one being handled runs once more right after.
+   */
+  addUrgent(key: K): void {
+    if (this.stopping) return;
+    if (this.processing.has(key)) {
+      this.urgentAfterRun.add(key);
+      return this.add(key);
+    }
+    if (this.fast.has(key)) return;
+    if (!this.dirty.has(key)) {
+      this.counters.adds++;
+      this.dirty.add(key);
+      this.waitingSince.set(key, this.clock.now());
+    }
+    this.queue.delete(key);
+    this.fast.add(key);
     this.idle.shift()?.();
   }
 
@@ -137,7 +164,7 @@ export class WorkQueue<K = string> {
 
   /** Keys waiting for a worker. */
   len(): number {
-    return this.queue.size;
+    return this.queue.size + this.fast.size;
   }
 
   stats(): WorkQueueStats {
@@ -145,7 +172,7 @@ export class WorkQueue<K = string> {
     const running = this.processing.values().next();
     return {
       longestRunningMs: running.done ? 0 : Math.max(0, this.clock.now() - running.value),
-      depth: this.queue.size,
+      depth: this.queue.size + this.fast.size,
       delayed: this.timers.size(),
       inFlight: this.processing.size,
       ...this.counters,
@@ -176,6 +203,8 @@ export class WorkQueue<K = string> {
     }
     await Promise.all(this.workers ?? []);
     this.queue.clear();
+    this.fast.clear();
+    this.urgentAfterRun.clear();
     this.dirty.clear();
     this.waitingSince.clear();
   }
@@ -206,9 +235,11 @@ export class WorkQueue<K = string> {
   private async take(): Promise<K | typeof STOP> {
     for (;;) {
       if (this.stopping) return STOP;
-      const next = this.queue.values().next();
+      const urgent = this.fast.values().next();
+      const next = urgent.done ? this.queue.values().next() : urgent;
       if (!next.done) {
         const key = next.value;
+        this.fast.delete(key);
         this.queue.delete(key);
         this.dirty.delete(key);
         this.waitingSince.delete(key);
@@ -221,8 +252,9 @@ export class WorkQueue<K = string> {
 
   private done(key: K): void {
     this.processing.delete(key);
+    const urgent = this.urgentAfterRun.delete(key);
     if (this.stopping || !this.dirty.has(key)) return;
-    this.queue.add(key);
+    (urgent ? this.fast : this.queue).add(key);
     this.idle.shift()?.();
   }
 }

@@ -1,5 +1,6 @@
 // The keyed work queue on a fake clock: duplicates collapse, one key never runs twice at once, a key
-// re-added while running runs once more, backoff doubles and resets, failures stay per key, shutdown drains.
+// re-added while running runs once more, urgent keys pass the backlog, backoff doubles and resets,
+// failures stay per key, shutdown drains.
 import { expect } from 'chai';
 import { createClock, type Clock, type TimerId } from '@sinonjs/fake-timers';
 import type { TimerClock } from '../../src/controller/timers.js';
@@ -321,6 +322,56 @@ describe('WorkQueue', () => {
     await done;
     expect(errors.map((e) => e.message)).to.deep.equal(['lost the API server']);
     expect(clock.countTimers()).to.equal(0);
+  });
+
+  /** One worker held on 'held' while the test queues; release() lets it go on. */
+  async function heldWorker(queue: WorkQueue<string>) {
+    const runs: string[] = [];
+    const gate = deferred();
+    queue.run(1, async (key) => {
+      runs.push(key);
+      if (key === 'held' && runs.length === 1) await gate.promise;
+    });
+    queue.add('held');
+    await settle();
+    expect(runs).to.deep.equal(['held']);
+    return { runs, release: gate.resolve };
+  }
+
+  it('hands urgent keys out before the backlog, in the order they became urgent, each once', async () => {
+    const { queue } = track(setup());
+    const { runs, release } = await heldWorker(queue);
+    for (const key of ['a', 'b', 'c', 'd', 'e']) queue.add(key);
+    queue.addUrgent('x');
+    queue.addUrgent('d'); // waiting already: it moves up, not in twice
+    queue.addUrgent('x');
+    queue.add('x');
+    queue.add('d');
+    expect(queue.len()).to.equal(6);
+    expect(queue.stats().adds).to.equal(7); // held, a..e, x
+    release();
+    await settle();
+    expect(runs).to.deep.equal(['held', 'x', 'd', 'a', 'b', 'c', 'e']);
+    expect(queue.stats()).to.include({ depth: 0, processed: 7 });
+  });
+
+  it('runs a key made urgent while a handler has it right after, ahead of the backlog, still one at a time', async () => {
+    const { queue } = track(setup());
+    const { runs, release } = await heldWorker(queue);
+    for (const key of ['a', 'b', 'c']) queue.add(key);
+    queue.addUrgent('held');
+    queue.add('held');
+    expect(queue.len(), 'not handed out while it runs').to.equal(3);
+    release();
+    await settle();
+    expect(runs).to.deep.equal(['held', 'held', 'a', 'b', 'c']);
+  });
+
+  it('ignores urgent adds after shutdown', async () => {
+    const { queue } = track(setup());
+    await queue.shutdown();
+    queue.addUrgent('a');
+    expect(queue.len()).to.equal(0);
   });
 
   it('refuses a second run() and a worker count below one', () => {
