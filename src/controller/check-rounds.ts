@@ -1,11 +1,13 @@
 // Rounds of metric checks, run beside the work queue: a reconcile that finds a round due starts it
-// and goes on without it; the finished round brings the Rollout back, which then takes its results.
+// and goes on without it; the finished round brings the Rollout back (a failing one ahead of the
+// backlog), which then takes its results.
 import type { CheckResult } from '../analysis/types.js';
 import type { Rollout } from '../api/v1alpha1.js';
 import { parseDuration } from '../machine/duration.js';
 import type { CheckRunner } from './checks.js';
 import { Timers, systemClock, type TimerClock } from './timers.js';
 import type { Lookups } from './validate.js';
+import type { WorkQueue } from './work-queue.js';
 
 interface Round {
   /** The generation and due time it answers; a spec edit or a new due time makes it another round. */
@@ -16,8 +18,12 @@ interface Round {
 }
 
 export interface CheckRoundsOptions {
-  /** A round finished: reconcile the Rollout again. */
-  done(key: string): void;
+  /**
+   * Where a finished round brings its Rollout back. A round with a failed check goes ahead of the
+   * backlog (addUrgent): its reconcile may roll back, and the time from a failing sample to stable at
+   * 100 % must not grow with the number of Rollouts queued before it.
+   */
+  queue: Pick<WorkQueue<string>, 'add' | 'addUrgent'>;
   /** A round threw, which the runner never should: a bug, logged; the Rollout is retried with backoff. */
   failed(key: string, err: unknown): void;
   clock?: TimerClock;
@@ -102,7 +108,8 @@ export class CheckRounds {
       (results) => {
         if (this.rounds.get(key) !== round) return; // forgotten or replaced meanwhile
         round.results = results;
-        this.opts.done(key);
+        if (results.some((r) => r.verdict === 'Fail')) this.opts.queue.addUrgent(key);
+        else this.opts.queue.add(key);
       },
       (err: unknown) => {
         if (this.rounds.get(key) === round) this.rounds.delete(key);

@@ -202,7 +202,7 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
   };
 
   const rounds = new CheckRounds(runner, {
-    done: (k) => queue.add(k),
+    queue,
     failed: (k, err) => {
       log.error('a round of checks failed unexpectedly', { rollout: k, err });
       queue.addRateLimited(k);

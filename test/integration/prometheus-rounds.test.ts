@@ -1,9 +1,13 @@
 // Check rounds at scale against the real Prometheus, counted on the wire through a TCP relay: a bound on
-// the queries in flight to one Prometheus, identical queries within a moment sent once.
+// the queries in flight to one Prometheus, identical queries within a moment sent once, and a failing
+// round's Rollout reconciled ahead of a backlog.
 import { expect } from 'chai';
 import type { Rollout } from '../../src/api/v1alpha1.js';
+import { CheckRounds } from '../../src/controller/check-rounds.js';
 import { CheckRunner } from '../../src/controller/checks.js';
 import { PrometheusAllowlist } from '../../src/controller/prometheus-allowlist.js';
+import { WorkQueue } from '../../src/controller/work-queue.js';
+import { waitFor } from '../../src/sandbox/wait.js';
 import { sharedPrometheus } from '../support/rollout-env.js';
 import { tcpCounter, type TcpCounter } from '../support/tcp-counter.js';
 
@@ -36,6 +40,9 @@ function rollout(name: string, query: string, address: string): Rollout {
 
 /** The same text for every Rollout (no per-Rollout variable), answering 1. */
 const SAME_QUERY = 'vector(1)';
+
+/** 0, below every metric's `min: 1` here: a failed check. */
+const FAILING_QUERY = 'vector(0)';
 
 const noTemplates = { metricTemplate: () => undefined };
 
@@ -98,5 +105,57 @@ describe('check rounds against the real Prometheus', function () {
     expect(requests()).to.equal(2);
     expect(await verdicts('next', SAME_QUERY, relay.url, 10_000)).to.deep.equal(['Pass']);
     expect(requests(), 'the next round, an interval later').to.equal(3);
+  });
+
+  it('reconciles the Rollout whose round failed before a backlog of others, and a passing one in its turn', async () => {
+    const queue = new WorkQueue<string>();
+    const handled: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    queue.run(1, async (key) => {
+      handled.push(key);
+      if (key === 'held') await held;
+    });
+    try {
+      const checks = runner();
+      const rounds = new CheckRounds(checks, {
+        queue,
+        failed: (key, err) => expect.fail(`${key}: ${String(err)}`),
+      });
+      // The one worker is busy; fifty Rollouts wait behind it.
+      queue.add('held');
+      await waitFor(async () => (handled.length === 1 ? true : undefined), {
+        what: 'the worker to take the first key',
+        intervalMs: 100,
+      });
+      const backlog = Array.from({ length: 50 }, (_, i) => `${NS}/r${i}`);
+      for (const key of backlog) queue.add(key);
+      const lookups = {
+        serviceExists: () => true,
+        ...noTemplates,
+        admission: { prometheus: new PrometheusAllowlist([relay.url]) },
+      };
+      const now = new Date();
+      for (const [name, query] of [
+        ['passing', SAME_QUERY],
+        ['failing', FAILING_QUERY],
+      ] as const)
+        rounds.take(`${NS}/${name}`, rollout(name, query, relay.url), lookups, now);
+      await waitFor(
+        async () => (!rounds.asking(`${NS}/passing`) && !rounds.asking(`${NS}/failing`) ? true : undefined),
+        { what: 'both rounds to finish', timeoutMs: 20_000, intervalMs: 100 },
+      );
+      release();
+      await waitFor(async () => (handled.length === 53 ? true : undefined), {
+        what: 'every key handled',
+        intervalMs: 100,
+      });
+      expect(handled).to.deep.equal(['held', `${NS}/failing`, ...backlog, `${NS}/passing`]);
+      const taken = rounds.take(`${NS}/failing`, rollout('failing', FAILING_QUERY, relay.url), lookups, now);
+      expect(taken.map((c) => c.verdict)).to.deep.equal(['Fail']);
+    } finally {
+      release();
+      await queue.shutdown();
+    }
   });
 });

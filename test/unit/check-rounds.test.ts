@@ -69,7 +69,10 @@ function setup() {
   const finished = new Map<string, number>();
   const errors: unknown[] = [];
   const rounds = new CheckRounds(new CheckRunner({ admission: lookups.admission }), {
-    done: (key) => finished.set(key, clock.now),
+    queue: {
+      add: (key) => finished.set(key, clock.now),
+      addUrgent: () => expect.fail('no round fails here'),
+    },
     failed: (_key, err) => errors.push(err),
     clock: timerClock(clock),
   });
