@@ -74,7 +74,9 @@ describe('controller transport: kept-alive connections and the API rate limit', 
     expect(requests, 'six runs make many requests').to.be.greaterThan(60);
     // A watch holds a connection of its own; every other request shares a few (before: one each).
     expect(connections - watches).to.be.at.most(requests / 5);
-    expect(queries).to.be.at.least(2 * names.length);
+    // Two rounds or more each; the six ask the same query (one canary), so rounds within a moment of one
+    // another share a request (before: one query per Rollout per round, 12 or more).
+    expect(queries, 'queries, identical ones shared').to.be.within(2, 2 * names.length - 1);
     // At most one connection per query in flight, and kept between rounds (before: dropped after 4 s idle).
     expect(relay.connections.length).to.be.at.most(names.length);
     expect(longestIdleReused).to.be.greaterThan(4500);
