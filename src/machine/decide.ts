@@ -122,10 +122,13 @@ export function decide(spec: RolloutSpec, current: RolloutStatus | undefined, ob
   return { status: landed.status, effects };
 }
 
+/** How long a status may go on saying a routed weight is being routed, when a round's write comes by then. */
+const CONFIRMATION_MAY_WAIT_MS = 30_000;
+
 /**
  * A look whose only news is that the weight the status asked for is now routed (TrafficRouted turning
- * True, the message moving on to what the step waits for), while a round of checks is due within one
- * interval, writes nothing: that round's status write says it, a few seconds later. The weight, the
+ * True, the message moving on to what the step waits for), while a round of checks is due within
+ * CONFIRMATION_MAY_WAIT_MS, writes nothing: that round's status write says it, seconds later. The weight, the
  * step and every counter are as stored already; a refusal, a pause, an invalid spec or an Event
  * still write at once. (Issue 16: the status at each real transition, not at each look.)
  */
@@ -139,7 +142,7 @@ function onlyConfirmsRouting(
   if (effects.some((e) => e.type !== 'requeueAfter')) return false;
   if (!ACTIVE.has(decided.phase) || decided.phase !== current.phase) return false;
   const next = Date.parse(decided.analysis?.nextCheckAt ?? '');
-  if (!checksRun(decided, plan) || !(next <= obs.now + plan.intervalMs)) return false;
+  if (!checksRun(decided, plan) || !(next <= obs.now + CONFIRMATION_MAY_WAIT_MS)) return false;
   const routed = (s: RolloutStatus) => s.conditions?.find((c) => c.type === 'TrafficRouted')?.status;
   if (routed(decided) !== 'True' || routed(current) === 'True') return false;
   const { message: _m, conditions: decidedConditions, ...decidedRest } = decided;

@@ -107,7 +107,7 @@ describe('machine: one look, as far as the facts allow', () => {
       w.now += after === undefined ? 60_000 : Math.max(after, 1);
     }
     // Each weight is routed before the run moves on; the look that sees it routed writes nothing, as the
-    // next round (due within the interval) writes TrafficRouted=True with its counts.
+    // next round (due within 30 s) writes TrafficRouted=True with its counts.
     expect(phases).to.deep.equal([
       'Progressing 0',
       'Progressing 10',
@@ -129,7 +129,7 @@ describe('machine: one look, as far as the facts allow', () => {
 describe('machine: a look that only sees its weight routed', () => {
   const routedCondition = (w: World) => w.status?.conditions?.find((c) => c.type === 'TrafficRouted');
 
-  it('writes nothing while a round is due within the interval; that round writes TrafficRouted=True', () => {
+  it('writes nothing while a round is due within 30 s; that round writes TrafficRouted=True', () => {
     const w = new World(spec());
     w.reconcile(); // started, stable 100 written
     w.reconcile(); // routed at 0: step 1 sets 10
@@ -144,6 +144,16 @@ describe('machine: a look that only sees its weight routed', () => {
     w.reconcile(); // the round
     expect(routedCondition(w)).to.include({ status: 'True', reason: 'Routed' });
     expect(w.status?.analysis?.passed).to.equal(1);
+  });
+
+  it('writes at once where the round is further away than 30 s', () => {
+    const w = new World(spec({ analysis: { ...spec().analysis!, interval: '1m' } }));
+    w.reconcile(); // started, stable 100 written
+    w.reconcile(); // routed at 0: step 1 sets 10
+    w.now += 100;
+    w.reconcile(); // sees 10 routed; the round is a minute away
+    expect(routedCondition(w)).to.include({ status: 'True', reason: 'Routed' });
+    expect(w.status?.message).to.equal('waiting for 2 consecutive passing checks (0 so far)');
   });
 
   it('writes at once where no round is coming: a pause at weight 0 checks nothing', () => {
