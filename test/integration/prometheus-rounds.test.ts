@@ -2,12 +2,12 @@
 // the queries in flight to one Prometheus, identical queries within a moment sent once, and a failing
 // round's Rollout reconciled ahead of a backlog.
 import { expect } from 'chai';
-import type { Rollout } from '../../src/api/v1alpha1.js';
 import { CheckRounds } from '../../src/controller/check-rounds.js';
 import { CheckRunner } from '../../src/controller/checks.js';
 import { PrometheusAllowlist } from '../../src/controller/prometheus-allowlist.js';
 import { WorkQueue } from '../../src/controller/work-queue.js';
 import { waitFor } from '../../src/sandbox/wait.js';
+import { checkRollout } from '../support/check-rollout.js';
 import { sharedPrometheus } from '../support/rollout-env.js';
 import { tcpCounter, type TcpCounter } from '../support/tcp-counter.js';
 
@@ -16,27 +16,8 @@ const NS = 'rounds';
 /** 1 for every Rollout, but a text of its own: no series has a `rollout` label, so `or` answers. */
 const OWN_QUERY = 'count(up{rollout="{{ name }}"}) or vector(1)';
 
-function rollout(name: string, query: string, address: string): Rollout {
-  return {
-    apiVersion: 'perch.dev/v1alpha1',
-    kind: 'Rollout',
-    metadata: { name, namespace: NS, generation: 1 },
-    spec: {
-      service: 'web',
-      stableService: 'web-v1',
-      canaryService: 'web-v2',
-      steps: [{ setWeight: 10 }, { analysis: { iterations: 1 } }],
-      analysis: {
-        interval: '10s',
-        failureLimit: 0,
-        inconclusiveLimit: 2,
-        errorLimit: 4,
-        prometheus: { address },
-        metrics: [{ name: 'answer', query, thresholdRange: { min: 1 } }],
-      },
-    },
-  };
-}
+const rollout = (name: string, query: string, address: string) =>
+  checkRollout({ name, namespace: NS, query, address });
 
 /** The same text for every Rollout (no per-Rollout variable), answering 1. */
 const SAME_QUERY = 'vector(1)';

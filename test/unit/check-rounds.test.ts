@@ -3,12 +3,12 @@
 // measured at the moment it really starts; every other round starts at once.
 import { expect } from 'chai';
 import { createClock, type Clock, type TimerId } from '@sinonjs/fake-timers';
-import type { Rollout } from '../../src/api/v1alpha1.js';
 import { CheckRounds, turnOffset } from '../../src/controller/check-rounds.js';
 import { CheckRunner } from '../../src/controller/checks.js';
 import { PrometheusAllowlist } from '../../src/controller/prometheus-allowlist.js';
 import type { TimerClock } from '../../src/controller/timers.js';
 import type { Lookups } from '../../src/controller/validate.js';
+import { checkRollout } from '../support/check-rollout.js';
 
 const START = Date.UTC(2025, 0, 6, 12, 0, 0);
 const INTERVAL_MS = 10_000;
@@ -32,37 +32,8 @@ const lookups: Lookups = {
 };
 
 /** A Rollout whose round was due at `dueAt`; its one metric names no Prometheus, so it is judged at once. */
-function rollout(name: string, dueAt: number, generation = 1): Rollout {
-  return {
-    apiVersion: 'perch.dev/v1alpha1',
-    kind: 'Rollout',
-    metadata: { name, namespace: 'shop', generation },
-    spec: {
-      service: 'web',
-      stableService: 'web-v1',
-      canaryService: 'web-v2',
-      steps: [{ setWeight: 10 }, { analysis: { iterations: 1 } }],
-      analysis: {
-        interval: '10s',
-        failureLimit: 0,
-        inconclusiveLimit: 2,
-        errorLimit: 4,
-        metrics: [{ name: 'rate', query: 'vector(1)', thresholdRange: { min: 1 } }],
-      },
-    },
-    status: {
-      phase: 'Progressing',
-      analysis: {
-        passed: 0,
-        failed: 0,
-        inconclusive: 0,
-        consecutiveErrors: 0,
-        measurements: [],
-        nextCheckAt: iso(dueAt),
-      },
-    },
-  };
-}
+const rollout = (name: string, dueAt: number, generation = 1) =>
+  checkRollout({ name, namespace: 'shop', generation, dueAt });
 
 function setup() {
   const clock = createClock(START);

@@ -2,6 +2,7 @@
 // per Service parent, under its own controllerName, leaving every other controller's entries as they are.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { readHttpRoute, type MeshHttpRoute, type ParentRef } from './http-route-rules.js';
+import { deepEqual } from '../../api/json.js';
 
 /** The mesh's controllerName (Gateway API asks for a domain-prefixed path of the implementation's own). */
 export const MESH_CONTROLLER_NAME = 'perch.dev/sandbox-mesh';
@@ -39,19 +40,6 @@ export interface ParentStatusUpdate {
 
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function deepEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (Array.isArray(a)) {
-    return Array.isArray(b) && a.length === b.length && a.every((v, i) => deepEqual(v, b[i]));
-  }
-  if (isRecord(a) && isRecord(b)) {
-    const keys = Object.keys(a).filter((k) => a[k] !== undefined);
-    const other = Object.keys(b).filter((k) => b[k] !== undefined);
-    return keys.length === other.length && keys.every((k) => deepEqual(a[k], b[k]));
-  }
-  return false;
-}
 
 type Desired = Omit<RouteCondition, 'lastTransitionTime'>;
 
