@@ -132,7 +132,15 @@ export const scaleBenchmark: Benchmark = {
       for (const n of settings.ns) {
         const common = { n, idleMs: settings.idleMs, timeoutMs: settings.timeoutMs(n), progress };
         const c: Comparison = { n } as Comparison;
-        if (base) c.before = await runSide({ ...common, label: 'before', cli: base.cli });
+        if (base) {
+          try {
+            c.before = await runSide({ ...common, label: 'before', cli: base.cli });
+          } catch (err) {
+            const error = err instanceof Error ? err.message : String(err);
+            progress(`N=${n} before failed: ${error}`);
+            c.beforeFailure = { label: 'before', error };
+          }
+        }
         const trace = process.env.PERCH_BENCH_SCALE_TRACE?.trim();
         c.after = await runSide({
           ...common,

@@ -59,6 +59,8 @@ export interface Comparison {
   after: SideResult;
   peer?: SideResult;
   peerFailure?: PeerFailure;
+  /** The build before the change failed at this N (its controller exited, say): its error in its place. */
+  beforeFailure?: PeerFailure;
 }
 
 /** Nearest-rank percentile; NaN for no values. */
@@ -238,6 +240,13 @@ export function comparisonFigures(c: Comparison): Figure[] {
         value: `${side.finished} of ${side.n} ended, ${side.unexpected} in an unexpected phase`,
       });
     }
+  }
+  if (c.beforeFailure) {
+    figures.push({
+      name: `N = ${c.n}: ${c.beforeFailure.label} not measured`,
+      value: c.beforeFailure.error,
+      note: 'the build before the change failed; the figures after stand without it',
+    });
   }
   if (c.peerFailure) {
     figures.push({

@@ -268,7 +268,14 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
     );
     const createMs = Date.now() - firstCreate;
     step(`created in ${(createMs / 1000).toFixed(1)} s; waiting for every Rollout to end`);
-    const { at: allEndedAt } = await ended;
+    // A controller that dies mid-run is the run's result, said with its last words, not a timeout.
+    const died = ctl.exited.then(({ code, signal }) => {
+      throw new Error(
+        `perch controller exited (${code ?? signal}) during the run: ${JSON.stringify(ctl.logs.slice(-5))}`,
+      );
+    });
+    void died.catch(() => undefined); // once the run is over, its stop at the end is no failure
+    const { at: allEndedAt } = await Promise.race([ended, died]);
     step(allEndedAt ? `all ended after ${((allEndedAt - firstCreate) / 1000).toFixed(1)} s` : 'timed out');
 
     await pause(SETTLE_MS);

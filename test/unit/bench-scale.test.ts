@@ -378,6 +378,13 @@ describe('bench/scale: the figures', () => {
     expect(ok.peer?.label).to.equal('Flagger v1.36.1');
     expect(ok.peerFailure).to.equal(undefined);
   });
+
+  it('shows the figures after alone, with the error, when the build before failed', () => {
+    const error = 'perch controller exited (1) during the run: [{"msg":"boom"}]';
+    const figures = comparisonFigures({ n: 10, after: side({}), beforeFailure: { label: 'before', error } });
+    expect(figures.find((f) => f.name === 'N = 10: API writes per run')?.value).to.equal('18.00');
+    expect(figures.at(-1)).to.deep.include({ name: 'N = 10: before not measured', value: error });
+  });
 });
 
 describe('bench/run: choosing benchmarks and keeping the other sections', () => {
