@@ -17,6 +17,8 @@ export interface ScaleSettings {
   baseline: string | undefined | null;
   /** Whether the Flagger peer runs at each N (PERCH_BENCH_SCALE_PEER=flagger, the default, or none). */
   peer: boolean;
+  /** Node flags for each side's controller (PERCH_BENCH_SCALE_NODE_ARGS, split at spaces). */
+  nodeArgs: string[];
   /** How long to wait for all N Rollouts to end. */
   timeoutMs(n: number): number;
 }
@@ -47,6 +49,7 @@ export function scaleSettings(env: NodeJS.ProcessEnv): ScaleSettings {
     idleMs,
     baseline,
     peer: peerText === 'flagger',
+    nodeArgs: (env.PERCH_BENCH_SCALE_NODE_ARGS ?? '').split(' ').filter(Boolean),
     // Two 10 s checks take about 25 s alone; allow for a slow controller, then give up and say so.
     timeoutMs: (n) => (timeoutS ?? 120 + Math.ceil(n / 2)) * 1000,
   };
@@ -114,7 +117,9 @@ function description(s: ScaleSettings, base: BaselineBuild | undefined, peer: Pe
       : 'No peer was measured (PERCH_BENCH_SCALE_PEER=none).',
     'N = 10,000 runs only when asked: PERCH_BENCH_SCALE_N=10000 (a comma list of N; also',
     `PERCH_BENCH_SCALE_IDLE_MS, PERCH_BENCH_SCALE_BASELINE=<rev>|none, default the tag \`${BASELINE_TAG}\` else HEAD;`,
-    'PERCH_BENCH_SCALE_PEER=flagger|none, default flagger).',
+    'PERCH_BENCH_SCALE_PEER=flagger|none, default flagger; PERCH_BENCH_SCALE_NODE_ARGS: node flags for both',
+    "sides' controllers, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (written when it stops) or",
+    '`--heapsnapshot-signal=SIGUSR2`, to profile them).',
   ]
     .filter(Boolean)
     .join('\n');
@@ -130,7 +135,13 @@ export const scaleBenchmark: Benchmark = {
     const figures: Figure[] = [];
     try {
       for (const n of settings.ns) {
-        const common = { n, idleMs: settings.idleMs, timeoutMs: settings.timeoutMs(n), progress };
+        const common = {
+          n,
+          idleMs: settings.idleMs,
+          timeoutMs: settings.timeoutMs(n),
+          nodeArgs: settings.nodeArgs,
+          progress,
+        };
         const c: Comparison = { n } as Comparison;
         if (base) {
           try {

@@ -66,6 +66,8 @@ export interface SideOptions {
    * faulty) as the harness's watch saw them, and the controller's audited requests about them: what a run writes.
    */
   traceFile?: string;
+  /** PERCH_BENCH_SCALE_NODE_ARGS: node flags for the controller (profiling: --cpu-prof, --heapsnapshot-signal). */
+  nodeArgs?: string[];
 }
 
 /** Whether an audit event is the controller's: its user agent, or, for a build older than that, the admin's that is not the harness's. */
@@ -219,7 +221,10 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
     );
 
     step('starting the controller');
-    const ctl: ControllerProcess = await startController(cp.kubeconfig, prometheus.url, [], { cli: o.cli });
+    const ctl: ControllerProcess = await startController(cp.kubeconfig, prometheus.url, [], {
+      cli: o.cli,
+      nodeArgs: o.nodeArgs,
+    });
     cleanups.push(() => ctl.stop());
     await readyController(ctl.metricsAddress);
     await pause(3_000);

@@ -33,6 +33,8 @@ export interface ControllerProcessOptions {
   env?: Record<string, string>;
   /** The perch CLI to run (a benchmark runs an older build's); default this build's dist/src/cli/perch.js. */
   cli?: string;
+  /** Node's own flags before the script (a benchmark profiles with --cpu-prof or --heapsnapshot-signal). */
+  nodeArgs?: string[];
 }
 
 export async function startController(
@@ -44,6 +46,7 @@ export async function startController(
   const proc: ChildProcess = spawn(
     process.execPath,
     [
+      ...(opts.nodeArgs ?? []),
       opts.cli ?? PERCH,
       'controller',
       '--kubeconfig',

@@ -203,6 +203,13 @@ describe('bench/scale: the workload and settings', () => {
     );
   });
 
+  it("passes PERCH_BENCH_SCALE_NODE_ARGS to the controllers' node, split at spaces", () => {
+    expect(scaleSettings({}).nodeArgs).to.deep.equal([]);
+    expect(
+      scaleSettings({ PERCH_BENCH_SCALE_NODE_ARGS: ' --cpu-prof  --cpu-prof-dir=/tmp/p ' }).nodeArgs,
+    ).to.deep.equal(['--cpu-prof', '--cpu-prof-dir=/tmp/p']);
+  });
+
   it('sums the samples of one metric whose labels match', () => {
     const text = [
       '# TYPE prometheus_http_requests_total counter',
