@@ -27,6 +27,17 @@ function same(a: unknown, b: unknown): boolean {
   return x !== undefined && y !== undefined && x.equals(y);
 }
 
+/**
+ * An HTTPS agent whose socket key is host, port and server name only. Node's https.Agent keys sockets by
+ * every TLS option, the CA, certificate and key text included, rebuilt on each request's every lookup;
+ * this agent has one TLS identity (the pool makes another when it changes) and requests bring none of their own.
+ */
+class OneIdentityHttpsAgent extends HttpsAgent {
+  override getName(options: Parameters<HttpAgent['getName']>[0] & { servername?: string } = {}): string {
+    return `${HttpAgent.prototype.getName.call(this, options)}:${options.servername ?? ''}`;
+  }
+}
+
 export class PooledAgent {
   private pooled: { agent: HttpAgent; tls: Tls } | undefined;
 
@@ -47,7 +58,7 @@ export class PooledAgent {
     if (sameKind && TLS_KEYS.every((k) => same(current.tls[k], tls[k]))) return current.agent;
     // The old pool's idle sockets close by themselves after IDLE_SOCKET_MS; those in use finish first.
     const options = { ...tls, keepAlive: true, maxFreeSockets: MAX_IDLE_SOCKETS, timeout: IDLE_SOCKET_MS };
-    const agent = plain ? new HttpAgent(options) : new HttpsAgent(options);
+    const agent = plain ? new HttpAgent(options) : new OneIdentityHttpsAgent(options);
     this.pooled = { agent, tls };
     return agent;
   }

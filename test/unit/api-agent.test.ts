@@ -37,6 +37,19 @@ describe('API connection pool (PooledAgent)', () => {
     expect(p.instead(new HttpsAgent({ ca: 'CA', cert: 'cert-2', key: 'key-2' }))).to.equal(rotated);
   });
 
+  it('keys its sockets by host, port and server name, not by the CA, certificate and key text', () => {
+    const p = pool();
+    const agent = p.instead(new HttpsAgent({ ca: 'CA-TEXT', cert: 'CERT-TEXT', key: 'KEY-TEXT' }))!;
+    // What Node passes getName: the request's options merged with the agent's, the TLS text included.
+    const at = (port: number, servername: string) =>
+      agent.getName({ host: '127.0.0.1', port, servername, ca: 'CA-TEXT', key: 'KEY-TEXT' } as object);
+    const name = at(6443, 'api');
+    expect(name).to.not.match(/CA-TEXT|CERT-TEXT|KEY-TEXT/);
+    expect(at(6443, 'api')).to.equal(name);
+    expect(at(6443, 'other')).to.not.equal(name);
+    expect(at(6444, 'api')).to.not.equal(name);
+  });
+
   it('pools plain HTTP apart from TLS, and leaves a proxy agent alone', () => {
     const p = pool();
     const plain = p.instead(new HttpAgent({}));
