@@ -89,4 +89,21 @@ describe('controller: metric series per Rollout', () => {
     );
     expect(m.rolloutsWithSeries()).to.equal(1);
   });
+
+  it('sets a Rollout’s info and weight again after forgetRollout, and follows each change of either', async () => {
+    const m = new ControllerMetrics();
+    m.observeRollout('ns', 'a', 'Progressing', 10);
+    m.forgetRollout('ns', 'a');
+    m.observeRollout('ns', 'a', 'Progressing', 10);
+    let text = await m.registry.metrics();
+    expect(text).to.match(/perch_rollout_info\{namespace="ns",name="a",phase="Progressing"\} 1/);
+    expect(text).to.match(/perch_rollout_canary_weight\{namespace="ns",name="a"\} 10/);
+    m.observeRollout('ns', 'a', 'Progressing', 50);
+    m.observeRollout('ns', 'a', 'Progressing', 50);
+    m.observeRollout('ns', 'a', 'Succeeded', 50);
+    text = await m.registry.metrics();
+    expect(text).to.match(/perch_rollout_canary_weight\{namespace="ns",name="a"\} 50/);
+    expect(text).to.match(/perch_rollout_info\{namespace="ns",name="a",phase="Succeeded"\} 1/);
+    expect(text).to.match(/perch_rollout_info\{namespace="ns",name="a",phase="Progressing"\} 0/);
+  });
 });
