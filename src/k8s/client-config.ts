@@ -1,9 +1,16 @@
 // Every API request the controller makes, whoever makes it: the user agent `perch-controller/<version>`,
 // a timeout, one keep-alive pool and a rate limit on all but watches, and (under leader election) no write unless it leads.
-import type { KubeConfig, RequestContext } from '@kubernetes/client-node';
+import {
+  createConfiguration,
+  ServerConfiguration,
+  type KubeConfig,
+  type RequestContext,
+} from '@kubernetes/client-node';
+import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { repoRoot } from '../sandbox/repo.js';
 import { PooledAgent } from './api-agent.js';
+import { nodeHttpLibrary } from './http-library.js';
 import { DEFAULT_RATE_LIMIT, TokenBucket, type RateLimit } from './rate-limiter.js';
 
 /** How long a request other than a watch may take, answer included, unless told otherwise. */
@@ -51,6 +58,30 @@ interface Settings {
 }
 
 const configured = new WeakMap<KubeConfig, Settings>();
+
+/**
+ * Request timeouts that share a timer: every request sent within one grain (a twentieth of the timeout, at
+ * most a second) gets the same signal, which aborts at the latest of their deadlines. AbortSignal.timeout
+ * per request cost a timer and a weak reference each; a request now may run up to one grain longer, never shorter.
+ */
+export class Deadlines {
+  private current: { at: number; signal: AbortSignal } | undefined;
+
+  signal(timeoutMs: number, now = Date.now()): AbortSignal {
+    const grain = Math.max(1, Math.min(1000, Math.floor(timeoutMs / 20)));
+    const at = Math.ceil((now + timeoutMs) / grain) * grain;
+    if (this.current?.at === at) return this.current.signal;
+    const ac = new AbortController();
+    // Every request in flight listens to it until it ends: many at once is the point, not a leak.
+    setMaxListeners(0, ac.signal);
+    setTimeout(
+      () => ac.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')),
+      at - now,
+    ).unref();
+    this.current = { at, signal: ac.signal };
+    return ac.signal;
+  }
+}
 const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
 /**
  * Leader election writes its Lease whether or not it leads: that is how it comes to lead. Nor do its
@@ -84,6 +115,7 @@ export function configureClient(kc: KubeConfig, opts: ClientOptions = {}): KubeC
   };
   configured.set(kc, settings);
   const pool = new PooledAgent();
+  const deadlines = new Deadlines();
 
   // The generated API clients (makeApiClient, KubernetesObjectApi) call this for every request,
   // just before their middleware and the send.
@@ -98,7 +130,7 @@ export function configureClient(kc: KubeConfig, opts: ClientOptions = {}): KubeC
     const given = context.getSignal();
     // In line first, then on the clock: the timeout is for the API server's answer, not for our own queue.
     if (!lease) await settings.bucket.take(given);
-    const signal = AbortSignal.timeout(settings.requestTimeoutMs);
+    const signal = deadlines.signal(settings.requestTimeoutMs);
     context.setSignal(given ? AbortSignal.any([given, signal]) : signal);
     const method = context.getHttpMethod().toString();
     if (!READS.has(method) && settings.writeFence) {
@@ -106,6 +138,19 @@ export function configureClient(kc: KubeConfig, opts: ClientOptions = {}): KubeC
       if (refused) throw new FencedWriteError(`${method} ${path} not sent: ${refused}`);
     }
   };
+  // Clients made from here on send with Node's http(s).request instead of node-fetch (src/k8s/http-library.ts);
+  // everything above still applies to each request, as it is the clients' authentication step.
+  kc.makeApiClient = ((apiClientType: new (config: ReturnType<typeof createConfiguration>) => unknown) => {
+    const cluster = kc.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig has no current cluster: set current-context to one');
+    return new apiClientType(
+      createConfiguration({
+        baseServer: new ServerConfiguration(cluster.server, {}),
+        authMethods: { default: kc },
+        httpApi: nodeHttpLibrary,
+      }),
+    );
+  }) as KubeConfig['makeApiClient'];
   // Watch asks for fetch options; it sets its own abort signal, and a watch stays open on purpose: it
   // keeps the connection client-node makes for it, so a long stream never holds one of the pool's.
   const fetchOptions = kc.applyToFetchOptions.bind(kc);
