@@ -1,6 +1,6 @@
 // decide(): the one entry point of the machine. (spec, status, observation) → next status and effects.
 // Pure: the snapshot is rebuilt from status alone, so a restarted controller decides the same way.
-import { transition } from 'xstate';
+import { createActor, type AnyActorScope } from 'xstate';
 import { deepEqual } from '../api/json.js';
 import type { Phase, RolloutSpec, RolloutStatus } from '../api/v1alpha1.js';
 import { emptyAnalysis, recordRound, worstCheck } from './checks.js';
@@ -80,8 +80,28 @@ function pass(
     value: status.phase ?? 'Pending',
     context: { status, effects, before, trailing: [] },
   });
-  return transition(rolloutMachine, snapshot, event)[0].context;
+  return rolloutMachine.transition(snapshot, event, INERT).context;
 }
+
+/**
+ * The actor scope every pass runs in. xstate's transition() makes a fresh actor and system per call (a
+ * third of the machine's CPU at scale) so that actions with side effects can be collected; this machine's
+ * actions are pure assigns and it spawns nothing, so one inert scope, made once, serves every pass.
+ */
+const INERT: AnyActorScope = (() => {
+  const self = createActor(rolloutMachine, { input: { status: {}, effects: [], before: {}, trailing: [] } });
+  return {
+    self,
+    id: '',
+    sessionId: '',
+    logger: () => {},
+    defer: () => {},
+    system: self.system,
+    stopChild: () => {},
+    emit: () => {},
+    actionExecutor: () => {},
+  };
+})();
 
 /**
  * The whole decision is the machine's: decide() folds the observation's round of checks into the
