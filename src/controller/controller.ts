@@ -22,7 +22,7 @@ import { routeTarget } from './route-target.js';
 import { Refusals } from './refusals.js';
 import { SharedByRollouts } from './shared.js';
 import { compileWindow } from './window.js';
-import type { Admission } from './validate.js';
+import { servicesRead, type Admission } from './validate.js';
 import { WorkQueue } from './work-queue.js';
 import { defaultWorkers } from './workers.js';
 
@@ -326,8 +326,13 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
 
   const onRollout = (r: Rollout) => queue.add(keyOf(r));
   rollouts.onAdd(onRollout).onUpdate(onRollout).onDelete(onRollout);
-  const onNamespaceObject = (o: KubernetesObject) => enqueueNamespace(o.metadata?.namespace);
-  services.onAdd(onNamespaceObject).onUpdate(onNamespaceObject).onDelete(onNamespaceObject);
+  // A Service brings back only the Rollouts that read it, not every Rollout of its namespace.
+  const onService = (s: KubernetesObject) => {
+    const name = s.metadata?.name ?? '';
+    for (const r of rollouts.list(s.metadata?.namespace))
+      if (servicesRead(r).includes(name)) queue.add(keyOf(r));
+  };
+  services.onAdd(onService).onUpdate(onService).onDelete(onService);
   // A templateRef may name another namespace: a template change is rare, so every Rollout looks again.
   const onTemplate = () => enqueueNamespace(undefined);
   for (const t of [templates, catalogue]) t?.onAdd(onTemplate).onUpdate(onTemplate).onDelete(onTemplate);

@@ -160,6 +160,15 @@ function checkMetrics(rollout: Rollout, lookups: Lookups): Validation | undefine
   return undefined;
 }
 
+/**
+ * The Services a Rollout's reconcile reads (root, stable, canary): a change to any other Service cannot
+ * change its decision, so it need not bring the Rollout back.
+ */
+export function servicesRead(rollout: Rollout): string[] {
+  const root = serviceName(rollout.metadata?.namespace ?? '', rollout.spec.service);
+  return [...(root ? [root] : []), rollout.spec.stableService, rollout.spec.canaryService];
+}
+
 export function validateRollout(rollout: Rollout, lookups: Lookups, extra: Validation[] = []): Validation {
   const ns = rollout.metadata?.namespace ?? '';
   const spec = rollout.spec;

@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:net';
 import type { MetricSpec, MetricTemplate, Rollout, RolloutSpec } from '../../src/api/v1alpha1.js';
 import { CheckRunner } from '../../src/controller/checks.js';
 import { PrometheusAllowlist } from '../../src/controller/prometheus-allowlist.js';
-import { resolveMetric, validateRollout, type Lookups } from '../../src/controller/validate.js';
+import { resolveMetric, servicesRead, validateRollout, type Lookups } from '../../src/controller/validate.js';
 
 const NS = 'shop';
 const CATALOGUE = 'metrics-catalogue';
@@ -63,6 +63,17 @@ const ref = (name: string, namespace?: string): MetricSpec => ({
   name: 'rate',
   templateRef: namespace === undefined ? { name } : { name, namespace },
   thresholdRange: { min: 0 },
+});
+
+describe('validation: the Services a Rollout reads', () => {
+  it('names root, stable and canary, the root in its short form, and nothing for a root elsewhere', () => {
+    const r = rollout([inline]);
+    expect(servicesRead(r)).to.deep.equal(['web', 'web-v1', 'web-v2']);
+    r.spec.service = `web.${NS}.svc.cluster.local`;
+    expect(servicesRead(r)).to.deep.equal(['web', 'web-v1', 'web-v2']);
+    r.spec.service = 'web.elsewhere.svc.cluster.local';
+    expect(servicesRead(r)).to.deep.equal(['web-v1', 'web-v2']);
+  });
 });
 
 describe('validation: Prometheus addresses a Rollout may name', () => {
