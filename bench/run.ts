@@ -8,7 +8,7 @@ import { controllerBenchmark } from './controller.js';
 import { meshBenchmark } from './mesh.js';
 import { sandboxBenchmark } from './sandbox.js';
 import { scaleBenchmark } from './scale.js';
-import { existingSections, selectBenchmarks } from './sections.js';
+import { cell, existingSections, section, selectBenchmarks, type Machine } from './sections.js';
 
 export interface Figure {
   /** What was measured, e.g. "start to ready, median of 3". */
@@ -23,6 +23,8 @@ export interface BenchmarkReport {
   /** A paragraph on what the benchmark does, in markdown. */
   description: string;
   figures: Figure[];
+  /** Markdown shown after the figures: what they do not say by themselves (where the time went). */
+  notes?: string;
 }
 
 export interface Benchmark {
@@ -35,17 +37,6 @@ export interface Benchmark {
 
 const BENCHMARKS: Benchmark[] = [sandboxBenchmark, controllerBenchmark, meshBenchmark, scaleBenchmark];
 
-interface Machine {
-  nproc: number;
-  cpu: string;
-  memory: string;
-  kernel: string;
-  node: string;
-  /** 1-minute load average when the benchmark began: other work on the machine skews the figures. */
-  load: string;
-  date: string;
-}
-
 function machine(): Machine {
   return {
     nproc: availableParallelism(),
@@ -56,27 +47,6 @@ function machine(): Machine {
     load: (loadavg()[0] ?? 0).toFixed(2),
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
   };
-}
-
-function cell(text: string): string {
-  return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
-}
-
-function section(b: Benchmark, m: Machine, report: BenchmarkReport, seconds: number): string {
-  const rows = report.figures.map((f) => `| ${cell(f.name)} | ${cell(f.value)} | ${cell(f.note ?? '')} |`);
-  return [
-    `## ${b.title} (\`bench/${b.file}\`)`,
-    '',
-    `Machine: ${m.nproc} CPUs (nproc), ${m.cpu}, ${m.memory}, ${m.kernel}; Node ${m.node}; ` +
-      `load average ${m.load} at start; ${m.date}; took ${seconds.toFixed(0)} s.`,
-    '',
-    report.description,
-    '',
-    '| Figure | Value | How |',
-    '| --- | ---: | --- |',
-    ...rows,
-    '',
-  ].join('\n');
 }
 
 async function main(): Promise<number> {

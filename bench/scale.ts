@@ -1,5 +1,8 @@
 // The cost of many Rollouts on one controller (issue 16): the workload at each N, measured for the build
 // before the change and this one, each on its own fresh sandbox, every figure with its ratio.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot } from '../src/sandbox/repo.js';
 import { flaggerLabel, runFlaggerSide } from './peers/flagger/side.js';
 import type { Benchmark, BenchmarkReport, Figure } from './run.js';
 import { BASELINE_TAG, buildBaseline, type BaselineBuild } from './scale/baseline.js';
@@ -125,6 +128,12 @@ function description(s: ScaleSettings, base: BaselineBuild | undefined, peer: Pe
     .join('\n');
 }
 
+/** Where the time and memory went, written by hand from profiles (bench/scale/PROFILE.md), kept with the figures. */
+function profileNotes(): string {
+  const file = join(repoRoot, 'bench', 'scale', 'PROFILE.md');
+  return existsSync(file) ? readFileSync(file, 'utf8').trim() : '';
+}
+
 export const scaleBenchmark: Benchmark = {
   file: 'scale.ts',
   title: 'Cost at scale: N Rollouts with analysis, before and after',
@@ -164,6 +173,6 @@ export const scaleBenchmark: Benchmark = {
     } finally {
       base?.remove();
     }
-    return { description: description(settings, base, peer), figures };
+    return { description: description(settings, base, peer), figures, notes: profileNotes() || undefined };
   },
 };

@@ -13,7 +13,7 @@ import { rollbackTimes, roundDue, routesStableAlone, StableAloneWrites } from '.
 import { BENCH_USER_AGENT, controllerRequest, sumSamples } from '../../bench/scale/side.js';
 import type { Rollout } from '../../src/api/v1alpha1.js';
 import { members, rolloutBody } from '../../bench/scale/workload.js';
-import { existingSections, selectBenchmarks } from '../../bench/sections.js';
+import { existingSections, section, selectBenchmarks } from '../../bench/sections.js';
 import type { Benchmark } from '../../bench/run.js';
 
 const T0 = '2026-11-30T01:00:00';
@@ -391,6 +391,27 @@ describe('bench/scale: the figures', () => {
     const figures = comparisonFigures({ n: 10, after: side({}), beforeFailure: { label: 'before', error } });
     expect(figures.find((f) => f.name === 'N = 10: API writes per run')?.value).to.equal('18.00');
     expect(figures.at(-1)).to.deep.include({ name: 'N = 10: before not measured', value: error });
+  });
+});
+
+describe('bench/run: a section of BENCHMARKS.md', () => {
+  const m = {
+    nproc: 2,
+    cpu: 'cpu',
+    memory: '1 GiB',
+    kernel: 'Linux x',
+    node: 'v20',
+    load: '0.10',
+    date: '2026-11-30T00:00:00Z',
+  };
+  const b: Benchmark = { file: 'scale.ts', title: 'Scale', run: () => Promise.reject(new Error('unused')) };
+
+  it('puts notes (bench/scale/PROFILE.md) after the figures, within the section kept by the next run', () => {
+    const notes = '### Where the time went\n\nGC 7 %.';
+    const text = section(b, m, { description: 'd', figures: [{ name: 'f', value: '1' }], notes }, 3);
+    expect(text.indexOf('| f | 1 |  |')).to.be.lessThan(text.indexOf('### Where the time went'));
+    expect(existingSections(`# Benchmarks\n\n${text}`).get('scale.ts')).to.contain('GC 7 %.');
+    expect(section(b, m, { description: 'd', figures: [] }, 3)).to.not.contain('###');
   });
 });
 
