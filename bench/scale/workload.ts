@@ -39,6 +39,15 @@ export function serviceBody(name: string): object {
   return { metadata: { name }, spec: { ports: [{ port: 80, name: 'http' }], selector: { app: name } } };
 }
 
+/** The steps: two weights, each checked once, then 100. */
+export const STEPS = [
+  { setWeight: 10 },
+  { analysis: { iterations: 1 } },
+  { setWeight: 50 },
+  { analysis: { iterations: 1 } },
+  { setWeight: 100 },
+];
+
 export function rolloutBody(m: Member): object {
   return {
     apiVersion: 'perch.dev/v1alpha1',
@@ -48,13 +57,7 @@ export function rolloutBody(m: Member): object {
       service: m.service,
       stableService: m.stable,
       canaryService: m.canary,
-      steps: [
-        { setWeight: 10 },
-        { analysis: { iterations: 1 } },
-        { setWeight: 50 },
-        { analysis: { iterations: 1 } },
-        { setWeight: 100 },
-      ],
+      steps: STEPS,
       analysis: {
         interval: INTERVAL,
         failureLimit: 0,

@@ -1,6 +1,7 @@
 // One observation, several transitions: decide() carries a run as far as the same facts allow, so a
 // step's end and the next step's start are one status write and one Event (issue 16: writes per run).
 import { expect } from 'chai';
+import { STEPS } from '../../bench/scale/workload.js';
 import type { Effect } from '../../src/machine/types.js';
 import { atWeight, spec, World } from '../support/machine-world.js';
 
@@ -84,17 +85,7 @@ describe('machine: one look, as far as the facts allow', () => {
   });
 
   it('a run of the bench workload changes its status once per transition: start, 10, 50, 100, Succeeded', () => {
-    const w = new World(
-      spec({
-        steps: [
-          { setWeight: 10 },
-          { analysis: { iterations: 1 } },
-          { setWeight: 50 },
-          { analysis: { iterations: 1 } },
-          { setWeight: 100 },
-        ],
-      }),
-    );
+    const w = new World(spec({ steps: STEPS }));
     const phases: string[] = [];
     let changes = 0;
     for (let i = 0; i < 200 && w.phase() !== 'Succeeded'; i++) {
