@@ -27,8 +27,8 @@ export async function startEtcd(binary: string, dir: string): Promise<Etcd> {
       '--listen-metrics-urls=',
       // A throwaway store: durability buys nothing here and fsync costs the tests seconds.
       '--unsafe-no-fsync',
-      // Every Service create rewrites the cluster-IP allocation bitmap (128 KiB for the /12 range), kept in
-      // etcd's history until kube-apiserver compacts it (every 5 min): 30,000 Services filled the default
+      // Every Service create rewrites the cluster-IP allocation bitmap, kept in etcd's history until
+      // kube-apiserver compacts it (every 5 min): with a /12 range, 30,000 Services filled the default
       // 2 GiB quota ("mvcc: database space exceeded"). 8 GiB is etcd's suggested maximum.
       '--quota-backend-bytes=8589934592',
       '--log-level=warn',
