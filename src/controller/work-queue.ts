@@ -172,7 +172,7 @@ export class WorkQueue<K = string> {
     const running = this.processing.values().next();
     return {
       longestRunningMs: running.done ? 0 : Math.max(0, this.clock.now() - running.value),
-      depth: this.queue.size + this.fast.size,
+      depth: this.len(),
       delayed: this.timers.size(),
       inFlight: this.processing.size,
       ...this.counters,
