@@ -103,8 +103,16 @@ async function startSandbox(extraArgs: string[] = []): Promise<Sandbox> {
   const url = await launcher.ready;
   expect(url).to.match(/^https:\/\/127\.0\.0\.1:\d+$/);
 
+  // kube-controller-manager is spawned just before the launcher says it is ready; while setpriv execs
+  // it, /proc/PID/cmdline reads empty for a moment, so wait (bounded) until every child names its program.
   const children = new Map<number, string>();
-  for (const pid of childPids(launcher.pid)) children.set(pid, programOf(cmdline(pid)));
+  const readChildren = (): boolean => {
+    children.clear();
+    for (const pid of childPids(launcher.pid)) children.set(pid, programOf(cmdline(pid)));
+    return children.size >= CHILD_BINARIES.length && [...children.values()].every(Boolean);
+  };
+  // On a timeout the assertion below shows what was there.
+  await pollUntil(readChildren, 5_000, () => 'children').catch(() => undefined);
   expect([...children.values()].sort(), `children of the launcher (PID ${launcher.pid})`).to.deep.equal(
     CHILD_BINARIES,
   );
