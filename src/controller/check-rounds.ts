@@ -84,6 +84,17 @@ export class CheckRounds {
     return r !== undefined && !r.results;
   }
 
+  /**
+   * Brings the Rollout back for any reason (its watch event, a Service's, the routing object's). While
+   * it holds a round with a failed check it goes ahead of the backlog: that round's own urgent requeue
+   * is spent when the reconcile waits for the cache to show our last write, and the watch event that
+   * then brings the key back must not queue the rollback behind every routine reconcile.
+   */
+  requeue(key: string): void {
+    if (this.rounds.get(key)?.results?.some((r) => r.verdict === 'Fail')) this.opts.queue.addUrgent(key);
+    else this.opts.queue.add(key);
+  }
+
   forget(key: string): void {
     this.rounds.delete(key);
     this.turns.cancel(key);

@@ -118,14 +118,14 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
       log.warn('reconcile failed; retrying with backoff', { rollout: k, failures, err }),
   });
   const enqueueNamespace = (namespace: string | undefined) => {
-    for (const r of rollouts.list(namespace)) queue.add(keyOf(r));
+    for (const r of rollouts.list(namespace)) rounds.requeue(keyOf(r));
   };
   const enqueueOwner = (o: KubernetesObject) => {
     const owner = o.metadata?.ownerReferences?.find(
       (ref) => ref.kind === 'Rollout' && ref.apiVersion === ROLLOUTS.apiVersion,
     )?.name;
     const name = owner ?? o.metadata?.annotations?.[ANNOTATIONS.managedBy];
-    if (name) queue.add(key(o.metadata?.namespace, name));
+    if (name) rounds.requeue(key(o.metadata?.namespace, name));
   };
 
   /** The watch cache of one routing resource (a TrafficSplit or HTTPRoute version), started on first use and never awaited. */
@@ -324,13 +324,13 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     });
   }
 
-  const onRollout = (r: Rollout) => queue.add(keyOf(r));
+  const onRollout = (r: Rollout) => rounds.requeue(keyOf(r));
   rollouts.onAdd(onRollout).onUpdate(onRollout).onDelete(onRollout);
   // A Service brings back only the Rollouts that read it, not every Rollout of its namespace.
   const onService = (s: KubernetesObject) => {
     const name = s.metadata?.name ?? '';
     for (const r of rollouts.list(s.metadata?.namespace))
-      if (servicesRead(r).includes(name)) queue.add(keyOf(r));
+      if (servicesRead(r).includes(name)) rounds.requeue(keyOf(r));
   };
   services.onAdd(onService).onUpdate(onService).onDelete(onService);
   // A templateRef may name another namespace: a template change is rare, so every Rollout looks again.

@@ -121,4 +121,40 @@ describe('CheckRounds', () => {
       expect(turnOffset(k, INTERVAL_MS)).to.equal(offset);
     }
   });
+
+  it('brings back a Rollout holding a failed round ahead of the backlog, whatever event brings it', async () => {
+    const lanes: string[] = [];
+    const verdicts = new Map([
+      ['shop/fails', 'Fail'],
+      ['shop/passes', 'Pass'],
+    ]);
+    // The runner's answer is all this test varies; how a verdict is reached is the CheckRunner's tests'.
+    const runner = {
+      run: async (r: { metadata?: { name?: string } }) => [
+        { metric: 'answer', verdict: verdicts.get(`shop/${r.metadata?.name}`), reason: '', at: iso(START) },
+      ],
+    } as unknown as CheckRunner;
+    const rounds = new CheckRounds(runner, {
+      queue: { add: (k) => lanes.push(`add ${k}`), addUrgent: (k) => lanes.push(`urgent ${k}`) },
+      failed: (_key, err) => expect.fail(String(err)),
+    });
+    for (const k of verdicts.keys()) rounds.take(k, rollout(nameOf(k), START), lookups, new Date(START));
+    rounds.requeue('shop/fails'); // before its results: a routine look
+    await settle();
+    // Their reconciles found the cache behind; the Rollouts' watch events bring them back.
+    for (const k of verdicts.keys()) rounds.requeue(k);
+    rounds.requeue('shop/other');
+    expect(lanes).to.deep.equal([
+      'add shop/fails',
+      'urgent shop/fails',
+      'add shop/passes',
+      'urgent shop/fails',
+      'add shop/passes',
+      'add shop/other',
+    ]);
+    // Once taken, the results are spent: a routine look again.
+    rounds.take('shop/fails', rollout('fails', START), lookups, new Date(START));
+    rounds.requeue('shop/fails');
+    expect(lanes.at(-1)).to.equal('add shop/fails');
+  });
 });
