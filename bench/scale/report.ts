@@ -34,6 +34,8 @@ export interface SideResult {
   rollbackMs?: number[];
   /** The same from the time the failing round was due (status.analysis.nextCheckAt). */
   rollbackFromDueMs?: number[];
+  /** The engine's own part: from Prometheus answering the failing round's query (its query log) to the write. */
+  rollbackEngineMs?: number[];
   faulty: number;
   /** Queries Prometheus answered on /api/v1/query over the run, and the check rounds the controller made. */
   prometheusQueries?: number;
@@ -199,6 +201,11 @@ function rows(c: Comparison): Row[] {
       'rollback latency from the round due,',
       `from the failing round's due time; over ${c.after.rollbackFromDueMs?.length ?? 0} of ${c.after.faulty}`,
       (r) => r.rollbackFromDueMs,
+    ),
+    ...latencyRows(
+      "rollback, the engine's own part,",
+      `from Prometheus answering the failing query (its query log) to the write; over ${c.after.rollbackEngineMs?.length ?? 0} of ${c.after.faulty}`,
+      (r) => r.rollbackEngineMs,
     ),
     {
       name: 'Prometheus queries per check round',

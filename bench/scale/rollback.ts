@@ -1,5 +1,6 @@
-// How long a faulty Rollout's rollback took the engine: from its failing check round (begun, and due) to the
-// API server receiving the TrafficSplit write that routes the stable Service alone, found in the audit log.
+// How long a faulty Rollout's rollback took the engine: from its failing check round (due, begun, and answered
+// by Prometheus, from its query log) to the API server receiving the TrafficSplit write that routes the
+// stable Service alone, found in the audit log.
 import type { Rollout } from '../../src/api/v1alpha1.js';
 import { auditTime, isCountedStage, type AuditEvent, type ClientFilter } from '../audit-tally.js';
 
@@ -8,6 +9,11 @@ export interface RollbackTimes {
   knownAt: number;
   /** status.analysis.nextCheckAt the round answered: when it was due. Undefined when status never said. */
   dueAt: number | undefined;
+  /**
+   * When Prometheus logged the failing round's query (evaluated at `knownAt`) as answered: from here to
+   * `writtenAt` is the engine's own part. Undefined when the query log does not hold it.
+   */
+  answeredAt: number | undefined;
   /** The audit log's receive time of the stable-alone TrafficSplit write; undefined when none was found. */
   writtenAt: number | undefined;
 }
@@ -27,12 +33,18 @@ export function rollbackTimes(
   final: Rollout | undefined,
   nextCheckAts: Iterable<number>,
   stableAloneWriteAfter: (since: number) => number | undefined,
+  answered: (evaluatedAt: number) => number | undefined = () => undefined,
 ): RollbackTimes | undefined {
   const failed = final?.status?.analysis?.measurements?.find((m) => m.verdict === 'Fail');
   if (!failed) return undefined;
   const knownAt = auditTime(failed.at) || Date.parse(failed.at);
   if (!Number.isFinite(knownAt)) return undefined;
-  return { knownAt, dueAt: roundDue(nextCheckAts, knownAt), writtenAt: stableAloneWriteAfter(knownAt) };
+  return {
+    knownAt,
+    dueAt: roundDue(nextCheckAts, knownAt),
+    answeredAt: answered(Date.parse(failed.at)),
+    writtenAt: stableAloneWriteAfter(knownAt),
+  };
 }
 
 /** Whether a body routes all traffic to `stable`: a `backends` array (anywhere in it) of that Service alone at 100. */
@@ -90,5 +102,37 @@ export class StableAloneWrites {
   /** The first stable-alone write of `split` at or after `since`, or undefined. */
   after(split: string, since: number): number | undefined {
     return (this.times.get(split) ?? []).filter((t) => t >= since).sort((a, b) => a - b)[0];
+  }
+}
+
+/**
+ * Prometheus's query log (`global.query_log_file`): one JSON line per query it answered, written when the
+ * query was done (`ts`, ms), with its text and evaluation time (`params.end`, ms). A query asked twice for
+ * one evaluation time (a retry) keeps its first answer.
+ */
+export class QueryAnswers {
+  private readonly answered = new Map<string, number>();
+
+  add(line: string): void {
+    let entry: { params?: { query?: unknown; end?: unknown }; ts?: unknown };
+    try {
+      entry = JSON.parse(line) as typeof entry;
+    } catch {
+      return; // a line cut short as Prometheus stopped
+    }
+    const { query, end } = entry.params ?? {};
+    const at = typeof entry.ts === 'string' ? Date.parse(entry.ts) : NaN;
+    if (typeof query !== 'string' || typeof end !== 'string' || !Number.isFinite(at)) return;
+    const key = QueryAnswers.key(query, Date.parse(end));
+    if (!this.answered.has(key)) this.answered.set(key, at);
+  }
+
+  /** When `query` evaluated at `evaluatedAt` (ms) was answered, or undefined. */
+  at(query: string, evaluatedAt: number): number | undefined {
+    return this.answered.get(QueryAnswers.key(query, evaluatedAt));
+  }
+
+  private static key(query: string, evaluatedAt: number): string {
+    return `${evaluatedAt}\n${query}`;
   }
 }

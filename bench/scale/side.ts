@@ -8,7 +8,7 @@ import {
   type KubeConfig,
   type KubernetesObject,
 } from '@kubernetes/client-node';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +24,7 @@ import { startController, type ControllerProcess } from '../../test/support/cont
 import { AuditTally, readAuditLog, type ClientFilter } from '../audit-tally.js';
 import { cpuMsOf, pidOfProgram, procUsage } from '../proc-usage.js';
 import type { SideResult } from './report.js';
-import { rollbackTimes, StableAloneWrites } from './rollback.js';
+import { QueryAnswers, rollbackTimes, StableAloneWrites } from './rollback.js';
 import { traceRecorder } from './trace.js';
 import {
   expectedPhase,
@@ -196,6 +196,7 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
     const prometheus = await startPrometheus({
       jobs: [{ name: 'mesh', targets: [target.target] }],
       scrapeInterval: SCRAPE_INTERVAL,
+      queryLog: true,
     });
     cleanups.push(() => prometheus.stop());
 
@@ -207,9 +208,7 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
     // Every canary's rate must be answerable before the first check, 10 s after its first weight.
     const promClient = new PrometheusClient({ address: prometheus.url });
     const last = all[all.length - 1]!;
-    const q = SUCCESS_RATE.replaceAll('{{ namespace }}', NAMESPACE)
-      .replaceAll('{{ canary }}', last.canary)
-      .replaceAll('{{ interval }}', INTERVAL);
+    const q = successRateOf(last.canary);
     await waitFor(
       async () => {
         const r = await promClient.query(q);
@@ -323,6 +322,9 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
     let unexpected = 0;
     const rollbackMs: number[] = [];
     const rollbackFromDueMs: number[] = [];
+    const rollbackEngineMs: number[] = [];
+    const answers = new QueryAnswers();
+    for (const line of readFileSync(prometheus.queryLogFile!, 'utf8').split('\n')) answers.add(line);
     for (const m of all) {
       const final = finals.get(m.name);
       const phase = final?.status?.phase ?? '';
@@ -330,10 +332,16 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
       finished++;
       if (phase !== expectedPhase(m)) unexpected++;
       if (!m.faulty) continue;
-      const t = rollbackTimes(final, dues.get(m.name) ?? [], (since) => rollbackWrites.after(m.name, since));
+      const t = rollbackTimes(
+        final,
+        dues.get(m.name) ?? [],
+        (since) => rollbackWrites.after(m.name, since),
+        (evaluatedAt) => answers.at(successRateOf(m.canary), evaluatedAt),
+      );
       if (t?.writtenAt === undefined) continue;
       rollbackMs.push(t.writtenAt - t.knownAt);
       if (t.dueAt !== undefined) rollbackFromDueMs.push(t.writtenAt - t.dueAt);
+      if (t.answeredAt !== undefined) rollbackEngineMs.push(t.writtenAt - t.answeredAt);
     }
     if (tally.clientEvents === 0) throw new Error('the audit log holds no request of the controller');
 
@@ -357,6 +365,7 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
       idleRequests: idle.total,
       rollbackMs,
       rollbackFromDueMs,
+      rollbackEngineMs,
       faulty: all.filter((m) => m.faulty).length,
       prometheusQueries: queries1 - queries0,
       rounds,
@@ -381,4 +390,11 @@ function adminUserOf(cp: ControlPlane): string {
   const name = cp.kubeConfig().getCurrentUser()?.name;
   if (!name) throw new Error(`the sandbox's kubeconfig ${cp.kubeconfig} names no user`);
   return name;
+}
+
+/** The success-rate query of one canary, as the controller renders the template. */
+function successRateOf(canary: string): string {
+  return SUCCESS_RATE.replaceAll('{{ namespace }}', NAMESPACE)
+    .replaceAll('{{ canary }}', canary)
+    .replaceAll('{{ interval }}', INTERVAL);
 }

@@ -9,7 +9,13 @@ import {
   type Comparison,
   type SideResult,
 } from '../../bench/scale/report.js';
-import { rollbackTimes, roundDue, routesStableAlone, StableAloneWrites } from '../../bench/scale/rollback.js';
+import {
+  QueryAnswers,
+  rollbackTimes,
+  roundDue,
+  routesStableAlone,
+  StableAloneWrites,
+} from '../../bench/scale/rollback.js';
 import { BENCH_USER_AGENT, controllerRequest, sumSamples } from '../../bench/scale/side.js';
 import type { Rollout } from '../../src/api/v1alpha1.js';
 import { members, rolloutBody } from '../../bench/scale/workload.js';
@@ -127,6 +133,25 @@ describe('bench/scale: rollback latency', () => {
     expect(writes.after('b', base)).to.equal(undefined);
   });
 
+  it('reads when Prometheus answered each query at each evaluation time from its query log', () => {
+    const answers = new QueryAnswers();
+    const line = (query: string, end: number, ts: number) =>
+      JSON.stringify({
+        httpRequest: { clientIP: '127.0.0.1', method: 'POST', path: '/api/v1/query' },
+        params: { end: new Date(end).toISOString(), query, start: new Date(end).toISOString(), step: 0 },
+        stats: { timings: { execTotalTime: 0.0001 } },
+        ts: new Date(ts).toISOString(),
+      });
+    answers.add(line('rate(a[10s])', base + 20_100, base + 20_150));
+    answers.add(line('rate(a[10s])', base + 20_100, base + 20_900)); // asked again: the first answer stands
+    answers.add(line('rate(b[10s])', base + 20_100, base + 20_120));
+    answers.add('{"params":{"query":"rate(a[10s])"'); // cut short as Prometheus stopped
+    answers.add('');
+    expect(answers.at('rate(a[10s])', base + 20_100)).to.equal(base + 20_150);
+    expect(answers.at('rate(b[10s])', base + 20_100)).to.equal(base + 20_120);
+    expect(answers.at('rate(a[10s])', base + 30_100)).to.equal(undefined);
+  });
+
   it('takes the due time of the round that failed: the latest one not after it began', () => {
     expect(roundDue([base + 10_000, base + 20_000, base + 30_000], base + 21_500)).to.equal(base + 20_000);
     expect(roundDue([base + 30_000], base + 21_500)).to.equal(undefined);
@@ -145,8 +170,18 @@ describe('bench/scale: rollback latency', () => {
       },
     } as unknown as Rollout;
     const writes = [base + 5_000, base + 20_180];
-    const t = rollbackTimes(final, [base + 10_000, base + 20_000], (since) => writes.find((w) => w >= since));
-    expect(t).to.deep.equal({ knownAt: base + 20_100, dueAt: base + 20_000, writtenAt: base + 20_180 });
+    const t = rollbackTimes(
+      final,
+      [base + 10_000, base + 20_000],
+      (since) => writes.find((w) => w >= since),
+      (evaluatedAt) => (evaluatedAt === base + 20_100 ? base + 20_160 : undefined),
+    );
+    expect(t).to.deep.equal({
+      knownAt: base + 20_100,
+      dueAt: base + 20_000,
+      answeredAt: base + 20_160,
+      writtenAt: base + 20_180,
+    });
     expect(rollbackTimes({ status: { phase: 'Succeeded' } } as unknown as Rollout, [], () => 0)).to.equal(
       undefined,
     );

@@ -24,6 +24,8 @@ export interface PrometheusOptions {
   binary?: string;
   /** How long to wait for /-/ready; default 30 s. */
   readyTimeoutMs?: number;
+  /** Log every query answered, with its evaluation time and when it was done, to `queryLogFile`. */
+  queryLog?: boolean;
 }
 
 export interface PrometheusServer {
@@ -33,6 +35,8 @@ export interface PrometheusServer {
   /** Config, log and TSDB live here; `stop` removes it. */
   dataDir: string;
   logFile: string;
+  /** Prometheus's query log (JSON lines), when `queryLog` was asked for. */
+  queryLogFile?: string;
   /** PID of the running process (it changes on restart). */
   pid(): number;
   /**
@@ -63,7 +67,7 @@ export function findPrometheus(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /** prometheus.yml as JSON, which is YAML too, so no YAML library is needed. */
-export function prometheusConfig(jobs: ScrapeJob[], scrapeInterval: string): string {
+export function prometheusConfig(jobs: ScrapeJob[], scrapeInterval: string, queryLogFile?: string): string {
   for (const job of jobs) {
     for (const target of job.targets) {
       // The sandbox scrapes only what it runs itself; anything else is a mistake in a test.
@@ -73,7 +77,11 @@ export function prometheusConfig(jobs: ScrapeJob[], scrapeInterval: string): str
     }
   }
   const config = {
-    global: { scrape_interval: scrapeInterval, evaluation_interval: scrapeInterval },
+    global: {
+      scrape_interval: scrapeInterval,
+      evaluation_interval: scrapeInterval,
+      ...(queryLogFile ? { query_log_file: queryLogFile } : {}),
+    },
     scrape_configs: jobs.map((job) => ({
       job_name: job.name,
       scrape_interval: scrapeInterval,
@@ -88,8 +96,10 @@ export function prometheusConfig(jobs: ScrapeJob[], scrapeInterval: string): str
 export async function startPrometheus(opts: PrometheusOptions): Promise<PrometheusServer> {
   const binary = opts.binary ?? findPrometheus();
   const scrapeInterval = opts.scrapeInterval ?? '1s';
-  const config = prometheusConfig(opts.jobs, scrapeInterval);
+  prometheusConfig(opts.jobs, scrapeInterval); // a bad target throws before anything is made
   const dataDir = makeDataDir(DIR_PREFIX);
+  const queryLogFile = opts.queryLog ? join(dataDir, 'queries.log') : undefined;
+  const config = prometheusConfig(opts.jobs, scrapeInterval, queryLogFile);
   const configFile = join(dataDir, 'prometheus.yml');
   writeFileSync(configFile, config);
   const logFile = join(dataDir, 'prometheus.log');
@@ -133,6 +143,7 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
     port,
     dataDir,
     logFile,
+    queryLogFile,
     pid: () => child.pid,
     async restart(whileStopped) {
       await child.stop();
