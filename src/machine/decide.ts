@@ -2,18 +2,17 @@
 // Pure: the snapshot is rebuilt from status alone, so a restarted controller decides the same way.
 import { createActor, type AnyActorScope } from 'xstate';
 import { deepEqual } from '../api/json.js';
-import type { Phase, RolloutSpec, RolloutStatus } from '../api/v1alpha1.js';
+import type { RolloutSpec, RolloutStatus } from '../api/v1alpha1.js';
 import { emptyAnalysis, recordRound, worstCheck } from './checks.js';
 import { planOf, type Plan } from './plan.js';
 import { rolloutMachine } from './rollout-machine.js';
 import { routedAt } from './traffic.js';
-import { checksRun } from './transitions.js';
+import { ACTIVE, checksRun } from './transitions.js';
 import type { Decision, Effect, Observation } from './types.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 /** Passes beyond one per step: a start, a promotion and its end, and one that finds nothing more to do. */
 const MAX_EXTRA_PASSES = 4;
-const ACTIVE: ReadonlySet<Phase | undefined> = new Set(['Progressing', 'Paused']);
 
 /** Whether a round of checks is due now: the controller queries Prometheus only then. */
 export function checksDue(spec: RolloutSpec, status: RolloutStatus | undefined, now: number): boolean {

@@ -7,6 +7,7 @@ import type { Plan } from './plan.js';
 import { liveWeight, trafficEffects } from './traffic.js';
 import {
   checksRun,
+  ACTIVE,
   currentStep,
   deadlineAt,
   holdReason,
@@ -14,8 +15,6 @@ import {
   oneShotEffects,
 } from './transitions.js';
 import type { Decision, Effect, Observation } from './types.js';
-
-const ACTIVE: ReadonlySet<Phase | undefined> = new Set(['Progressing', 'Paused']);
 
 /**
  * `before` is the status this reconcile started from (with its round of checks counted), `decided`
