@@ -75,6 +75,8 @@ export class WorkQueue<K = string> {
   private readonly backedOffInRun = new Set<K>();
   /** Idle workers, each waiting for a key to be queued. */
   private readonly idle: (() => void)[] = [];
+  /** The reserve worker, idle: it takes urgent keys only, so one never waits for a routine run to end. */
+  private readonly idleReserve: (() => void)[] = [];
   private workers: Promise<void>[] | undefined;
   private stopping = false;
   private counters = { adds: 0, retries: 0, processed: 0, failures: 0 };
@@ -122,7 +124,7 @@ export class WorkQueue<K = string> {
     }
     this.queue.delete(key);
     this.fast.add(key);
-    this.idle.shift()?.();
+    this.wakeForUrgent();
   }
 
   /**
@@ -181,14 +183,18 @@ export class WorkQueue<K = string> {
   }
 
   /**
-   * Starts `workers` loops that take keys in order and await `handler(key)`. A handler that throws
-   * (or rejects) has its key retried with backoff and its error passed to onError; other keys go on.
-   * A handler that returns resets its key's backoff (see forget).
+   * Starts `workers` loops that take keys in order and await `handler(key)`, and one reserve loop that
+   * takes urgent keys only: when every worker awaits a routine reconcile, a rollback still starts at once.
+   * A handler that throws (or rejects) has its key retried with backoff and its error passed to onError;
+   * other keys go on. A handler that returns resets its key's backoff (see forget).
    */
   run(workers: number, handler: Handler<K>): void {
     if (this.workers) throw new Error('work queue: run() was already called');
     if (!Number.isInteger(workers) || workers < 1) throw new RangeError(`work queue: ${workers} workers`);
-    this.workers = Array.from({ length: workers }, () => this.work(handler));
+    this.workers = [
+      ...Array.from({ length: workers }, () => this.work(handler, false)),
+      this.work(handler, true),
+    ];
   }
 
   /**
@@ -199,7 +205,7 @@ export class WorkQueue<K = string> {
     if (!this.stopping) {
       this.stopping = true;
       this.timers.stop();
-      for (const wake of this.idle.splice(0)) wake();
+      for (const wake of [...this.idle.splice(0), ...this.idleReserve.splice(0)]) wake();
     }
     await Promise.all(this.workers ?? []);
     this.queue.clear();
@@ -209,9 +215,9 @@ export class WorkQueue<K = string> {
     this.waitingSince.clear();
   }
 
-  private async work(handler: Handler<K>): Promise<void> {
+  private async work(handler: Handler<K>, reserve: boolean): Promise<void> {
     for (;;) {
-      const key = await this.take();
+      const key = await this.take(reserve);
       if (key === STOP) return;
       try {
         await handler(key);
@@ -232,11 +238,11 @@ export class WorkQueue<K = string> {
     }
   }
 
-  private async take(): Promise<K | typeof STOP> {
+  private async take(reserve: boolean): Promise<K | typeof STOP> {
     for (;;) {
       if (this.stopping) return STOP;
       const urgent = this.fast.values().next();
-      const next = urgent.done ? this.queue.values().next() : urgent;
+      const next = urgent.done && !reserve ? this.queue.values().next() : urgent;
       if (!next.done) {
         const key = next.value;
         this.fast.delete(key);
@@ -246,16 +252,26 @@ export class WorkQueue<K = string> {
         this.processing.set(key, this.clock.now());
         return key;
       }
-      await new Promise<void>((wake) => this.idle.push(wake));
+      await new Promise<void>((wake) => (reserve ? this.idleReserve : this.idle).push(wake));
     }
+  }
+
+  /** An urgent key is ready: the reserve worker takes it if idle, else any idle worker. */
+  private wakeForUrgent(): void {
+    (this.idleReserve.shift() ?? this.idle.shift())?.();
   }
 
   private done(key: K): void {
     this.processing.delete(key);
     const urgent = this.urgentAfterRun.delete(key);
     if (this.stopping || !this.dirty.has(key)) return;
-    (urgent ? this.fast : this.queue).add(key);
-    this.idle.shift()?.();
+    if (urgent) {
+      this.fast.add(key);
+      this.wakeForUrgent();
+    } else {
+      this.queue.add(key);
+      this.idle.shift()?.();
+    }
   }
 }
 

@@ -367,6 +367,21 @@ describe('WorkQueue', () => {
     expect(runs).to.deep.equal(['held', 'held', 'a', 'b', 'c']);
   });
 
+  it('runs an urgent key on the reserve worker while every worker is held by a routine run', async () => {
+    const { queue } = track(setup());
+    const { runs, release } = await heldWorker(queue);
+    queue.add('a');
+    queue.addUrgent('x');
+    await settle();
+    expect(runs, 'the rollback does not wait; the routine key does').to.deep.equal(['held', 'x']);
+    queue.addUrgent('held'); // running now: still one at a time, right after
+    await settle();
+    expect(runs).to.deep.equal(['held', 'x']);
+    release();
+    await settle();
+    expect(runs).to.deep.equal(['held', 'x', 'held', 'a']);
+  });
+
   it('ignores urgent adds after shutdown', async () => {
     const { queue } = track(setup());
     await queue.shutdown();
