@@ -143,6 +143,24 @@ describe('the controller image (tools/image/build) run with podman against the s
     expect(loaded!.Config.User).to.equal(config.User);
   });
 
+  it('deploy/deployment.yaml names this image, runs it as its user, read-only', () => {
+    const [deployment] = loadAllYaml(readFileSync(join(repoRoot, 'deploy', 'deployment.yaml'), 'utf8')) as {
+      spec: {
+        template: {
+          spec: {
+            securityContext: { runAsNonRoot: boolean; runAsUser: number; runAsGroup: number };
+            containers: { image: string; securityContext: { readOnlyRootFilesystem: boolean } }[];
+          };
+        };
+      };
+    }[];
+    const pod = deployment!.spec.template.spec;
+    expect(pod.containers[0]!.image).to.equal(image);
+    expect(`${pod.securityContext.runAsUser}:${pod.securityContext.runAsGroup}`).to.equal(config.User);
+    expect(pod.securityContext.runAsNonRoot).to.equal(true);
+    expect(pod.containers[0]!.securityContext.readOnlyRootFilesystem).to.equal(true);
+  });
+
   it("runs read-only as deploy/'s ServiceAccount, its process non-root, and walks a Rollout to Succeeded", async () => {
     const e = await RolloutEnv.create('image-run');
     envs.push(e);

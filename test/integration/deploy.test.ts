@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { VERSION } from '../../src/k8s/client-config.js';
 import type { ControlPlane } from '../../src/sandbox/control-plane/index.js';
 import { repoRoot } from '../../src/sandbox/repo.js';
 import { sharedControlPlane, testNamespace } from '../support/control-plane.js';
@@ -166,7 +167,8 @@ describe('deploy/: the kustomize base against the real API server', function () 
     expect(pod.securityContext.runAsNonRoot).to.equal(true);
     expect(pod.containers).to.have.length(1);
     const c = pod.containers[0]!;
-    expect(c.image).to.equal('ghcr.io/perch-dev/perch:latest');
+    // The name and tag tools/image/build gives the image it builds.
+    expect(c.image).to.equal(`localhost/perch-controller:${VERSION}`);
     expect(c.args).to.deep.equal([
       'controller',
       '--leader-elect',
