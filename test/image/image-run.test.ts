@@ -101,13 +101,14 @@ describe('the controller image (tools/image/build) run with podman against the s
   before(async function () {
     // A cold build makes the Debian base first (debootstrap, nodejs): minutes on a slow mirror.
     this.timeout(20 * 60_000);
+    // Root first: unprivileged, unshare fails for want of privilege, which is no reason to skip.
+    if (process.getuid?.() !== 0)
+      throw new Error('the image test builds with debootstrap and runs rootful podman: run it as root');
     const refused = await namespacesRefused();
     if (refused) {
       process.stderr.write(`  SKIPPED: the kernel refuses the namespaces a container needs (${refused})\n`);
       this.skip();
     }
-    if (process.getuid?.() !== 0)
-      throw new Error('the image test builds with debootstrap and runs rootful podman: run it as root');
     archive = await buildImage();
     config = await archiveConfig(archive);
     podman = Podman.create();
