@@ -85,6 +85,8 @@ async function logged(
       `the container exited (${code ?? signal}) before ${what}: ${c.lines.seen.slice(-10).join('\n')}`,
     );
   });
+  // The loser of the race settles later (the container stops at the end; a wait times out): not an error.
+  for (const p of [line, early]) p.catch(() => undefined);
   return record(await Promise.race([line, early]))!;
 }
 
