@@ -4,6 +4,7 @@ import { controllerCommand, CONTROLLER_USAGE } from './controller.js';
 import { demoCommand, DEMO_USAGE } from './demo.js';
 import { runMain } from './main.js';
 import { sandboxCommand, SANDBOX_USAGE } from './sandbox.js';
+import { uninstallCommand, UNINSTALL_USAGE } from './uninstall.js';
 import { UsageError } from './usage-error.js';
 
 const USAGE = `usage: perch <command> [flags]
@@ -12,12 +13,16 @@ commands:
   controller the Rollout controller
   sandbox    the local Kubernetes control plane (official kube-apiserver, etcd, kube-controller-manager)
   demo       the whole story on one machine: a healthy canary promoted, a faulty one rolled back
+  uninstall  with the controller stopped: every Rollout's routing object left at its live version and
+             released, and Perch's finalizer removed, so nothing is left Terminating
 
 ${CONTROLLER_USAGE}
 
 ${SANDBOX_USAGE}
 
-${DEMO_USAGE}`;
+${DEMO_USAGE}
+
+${UNINSTALL_USAGE}`;
 
 runMain('perch', async () => {
   const [command, ...rest] = process.argv.slice(2);
@@ -28,6 +33,8 @@ runMain('perch', async () => {
       return sandboxCommand(rest);
     case 'demo':
       return demoCommand(rest);
+    case 'uninstall':
+      return uninstallCommand(rest);
     case undefined:
     case '-h':
     case '--help':
