@@ -258,7 +258,9 @@ export function line(r: RolloutRelease, dryRun: boolean, deleting: boolean): str
   }
   if (r.outcome === 'failed') return `${who}: FAILED: ${r.error ?? 'unknown error'}; the finalizer stays`;
   const gone = deleting && !dryRun ? ' (the Rollout was being deleted: it goes now)' : '';
-  return `${who}: ${route}, ${v.removed}${gone}`;
+  // Someone wrote between a look and a write (or the API server failed): it was decided again on fresh reads.
+  const looks = (r.attempts ?? 1) > 1 ? ` (after ${r.attempts} looks)` : '';
+  return `${who}: ${route}, ${v.removed}${gone}${looks}`;
 }
 
 function summary(results: RolloutRelease[], flags: UninstallFlags): string {

@@ -47,6 +47,8 @@ export interface RolloutRelease {
   /** The routing object's ownerReference was removed and perch.dev/released-from set. */
   released: boolean;
   finalizerRemoved: boolean;
+  /** How many looks it took (a conflict or a passing fault reads everything again). */
+  attempts?: number;
   error?: string;
 }
 
@@ -128,23 +130,21 @@ export class Uninstaller {
   async release(listed: Rollout): Promise<RolloutRelease> {
     const namespace = listed.metadata?.namespace ?? '';
     const name = listed.metadata?.name ?? '';
-    const target = routeTarget(listed);
-    const live = liveWeight(listed.status ?? {}) === 100 ? 'canary' : 'stable';
     const report: RolloutRelease = {
       namespace,
       name,
       outcome: 'nothing',
-      route: `${target.kind} ${target.name}`,
-      live,
-      liveService: live === 'canary' ? target.canaryService : target.stableService,
+      ...liveOf(listed),
       released: false,
       finalizerRemoved: false,
     };
-    let rollout: Rollout | undefined = listed;
     for (let attempt = 1; ; attempt++) {
       try {
-        if (attempt > 1) rollout = await this.getRollout(namespace, name);
+        // Every attempt decides on the Rollout as it is now: a list made minutes ago, or the version a
+        // write just conflicted with, is not what the writes' preconditions should be based on.
+        const rollout = await this.getRollout(namespace, name);
         if (!rollout) return { ...report, outcome: 'gone' };
+        Object.assign(report, liveOf(rollout));
         if (!rollout.metadata?.finalizers?.includes(TRAFFIC_FINALIZER))
           return { ...report, outcome: report.finalizerRemoved || report.released ? 'released' : 'nothing' };
         await this.releaseOnce(rollout, report);
@@ -154,6 +154,7 @@ export class Uninstaller {
         report.error = err instanceof WriteError ? err.message : message(apiError(err));
         const again = kind === 'conflict' || kind === 'notFound' || kind === 'transient';
         if (!again || attempt >= MAX_ATTEMPTS) return { ...report, outcome: 'failed' };
+        report.attempts = attempt + 1;
         // A conflict means a newer version exists: read it now. A transient error waits a little.
         if (kind === 'transient') await new Promise((done) => setTimeout(done, 250 * 2 ** attempt));
         delete report.error;
@@ -240,6 +241,17 @@ export class Uninstaller {
       throw err;
     }
   }
+}
+
+/** The routing object and the live version (SPEC §3) of a Rollout as read. */
+function liveOf(rollout: Rollout): Pick<RolloutRelease, 'route' | 'live' | 'liveService'> {
+  const target = routeTarget(rollout);
+  const live = liveWeight(rollout.status ?? {}) === 100 ? 'canary' : 'stable';
+  return {
+    route: `${target.kind} ${target.name}`,
+    live,
+    liveService: live === 'canary' ? target.canaryService : target.stableService,
+  };
 }
 
 function found(route: RouteRead, target: RouteTarget, routers: Routers): FoundRoute {

@@ -6,9 +6,11 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ANNOTATIONS, TRAFFIC_FINALIZER, type RolloutSpec } from '../../src/api/v1alpha1.js';
+import type { FaultProxy } from '../../src/sandbox/faults/proxy.js';
 import { waitFor } from '../../src/sandbox/wait.js';
 import { startController, type ControllerProcess } from '../support/controller-process.js';
 import { EventLog } from '../support/events.js';
+import { proxyInFront } from '../support/fault-proxy.js';
 import { analysis, RolloutEnv, sharedPrometheus } from '../support/rollout-env.js';
 import { backendsOf, resourceOf, ROUTERS, type RouterKind } from '../support/route-under-test.js';
 
@@ -89,10 +91,12 @@ describe('perch uninstall (e2e: the built CLI, the real API server, the controll
   const controllers: ControllerProcess[] = [];
   const envs: RolloutEnv[] = [];
   const runs: ReturnType<typeof perchWatched>[] = [];
+  const proxies: FaultProxy[] = [];
 
   afterEach(async () => {
     for (const r of runs.splice(0)) r.kill();
     for (const c of controllers.splice(0)) await c.stop();
+    for (const p of proxies.splice(0)) await p.close();
     for (const e of envs.splice(0)) e.close();
   });
 
@@ -269,6 +273,65 @@ describe('perch uninstall (e2e: the built CLI, the real API server, the controll
       ),
     );
     await awaitNamespaceGone(env);
+  });
+
+  it('a write made between its read and its write is never overwritten unseen: the conflict is read again and decided again', async () => {
+    const env = await newEnv('uninstall-conflict');
+    const controller = await startController(env.cp.kubeconfig, 'http://127.0.0.1:9', [
+      '--namespace',
+      env.ns,
+    ]);
+    controllers.push(controller);
+    await env.createRollout('web', MID_RUN);
+    await env.phase('web', 'Paused');
+    await controller.stop();
+    const front = await proxyInFront(env.cp);
+    proxies.push(front.proxy);
+    const split = `/namespaces/${env.ns}/trafficsplits/web`;
+    const rollout = `/namespaces/${env.ns}/rollouts/web`;
+    const heldSplit = front.proxy.holdNext((method, path) => method === 'PATCH' && path.includes(split));
+    const run = perchWatched([
+      'uninstall',
+      '--kubeconfig',
+      front.kubeconfig,
+      '--namespace',
+      env.ns,
+      '--leader-elect-namespace',
+      env.ns,
+    ]);
+    runs.push(run);
+
+    // Its weight write (stable 100) is on its way; a person sets 50/50 first. The write's precondition
+    // (the resourceVersion it read) fails it, and it decides again on what the person left.
+    const weights = await heldSplit;
+    await env.setWeightsByHand('web', 50, 50);
+    const heldRollout = front.proxy.holdNext((method, path) => method === 'PATCH' && path.includes(rollout));
+    expect(await weights.release()).to.equal(409);
+    // Its finalizer removal is on its way; a person annotates the Rollout first: the removal, pinned to the
+    // resourceVersion it read, fails, and the next look removes it with the person's annotation kept.
+    const finalizer = await heldRollout;
+    await env.annotate('web', { 'team.example/owner': 'payments' });
+    expect(await finalizer.release()).to.equal(422);
+
+    const done = await run.done;
+    expect(done.code, done.stderr).to.equal(0);
+    expect(done.stdout).to.contain(
+      `${env.ns}/web: released TrafficSplit web at stable 100 (web-v1), was canary 20, finalizer removed (after 3 looks)`,
+    );
+    const route = await env.route('web');
+    expect(backendsOf('smi', route!, 'web-v1')).to.deep.equal([{ service: 'web-v1', weight: 100 }]);
+    expect(route?.metadata?.annotations?.[ANNOTATIONS.releasedFrom]).to.equal('web');
+    const after = await env.get('web');
+    expect(after.metadata?.finalizers ?? []).to.not.include(TRAFFIC_FINALIZER);
+    expect(after.metadata?.annotations?.['team.example/owner']).to.equal('payments');
+    // The write after the refused one came after a fresh read of the split.
+    const records = front.proxy.records().filter((r) => r.path.includes(split));
+    const refused = weights.record.index;
+    const nextRead = records.find((r) => r.index > refused && r.method === 'GET');
+    const nextWrite = records.find((r) => r.index > refused && r.method === 'PATCH');
+    expect(nextRead, 'a GET of the split after the 409').to.not.equal(undefined);
+    expect(nextWrite, 'a PATCH of the split after the 409').to.not.equal(undefined);
+    expect(nextWrite!.index).to.be.greaterThan(nextRead!.index);
   });
 
   it('bad input: a clear error naming the flag and the fix, exit code 2, nothing done', async () => {
