@@ -6,6 +6,21 @@ import type { CheckResult } from '../analysis/types.js';
 import type { Phase } from '../api/v1alpha1.js';
 import { PHASES } from '../machine/rollout-machine.js';
 
+/**
+ * Counters start at 0 for every value their label can take where those values are few: a series that
+ * first appears at 1 shows no increase() or rate() in Prometheus, so a namespace's first Failed run, or
+ * the first unreachable query, would never show on a dashboard or fire an alert.
+ */
+const RUN_OUTCOMES: readonly Phase[] = ['Succeeded', 'Failed', 'Aborted'];
+const QUERY_OUTCOMES = Object.keys({
+  success: 0,
+  unreachable: 0,
+  timeout: 0,
+  http: 0,
+  'bad-response': 0,
+  query: 0,
+} satisfies Record<QueryOutcome, 0>) as QueryOutcome[];
+
 export class ControllerMetrics {
   readonly registry = new Registry();
   private readonly info = new Gauge({
@@ -59,7 +74,11 @@ export class ControllerMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    for (const outcome of QUERY_OUTCOMES) this.promQueries.inc({ outcome }, 0);
   }
+
+  /** Namespaces whose run outcomes are counted from 0 already. */
+  private readonly runNamespaces = new Set<string>();
 
   /** What observeRollout last set per Rollout: a reconcile that changes neither sets nothing (8 label lookups each). */
   private readonly observed = new Map<string, string>();
@@ -70,6 +89,10 @@ export class ControllerMetrics {
     phase: Phase | undefined,
     canaryWeight: number | undefined,
   ): void {
+    if (!this.runNamespaces.has(namespace)) {
+      this.runNamespaces.add(namespace);
+      for (const outcome of RUN_OUTCOMES) this.runs.inc({ namespace, outcome }, 0);
+    }
     const key = `${namespace}/${name}`;
     const seen = `${phase ?? ''}/${canaryWeight ?? 0}`;
     if (this.observed.get(key) === seen) return;
