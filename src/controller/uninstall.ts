@@ -107,7 +107,7 @@ export class Uninstaller {
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.core = kc.makeApiClient(CoreV1Api);
     this.routers = new Routers(kc);
-    // Each attempt reads afresh, so no expectations carry over: one throwaway set per Rollout.
+    // Nothing here decides from a watch cache, so the expectations the actuator records are never asked.
     this.actuator = new KubeActuator(kc, this.routers, new Expectations(), () => {});
   }
 
