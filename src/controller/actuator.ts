@@ -75,7 +75,7 @@ export class KubeActuator {
       if (!r.ok)
         throw new WriteError('route', doing, r.error, current?.metadata?.resourceVersion, canaryWeight);
       if (r.outcome !== 'unchanged') ex.routePast(key, current);
-      return r.outcome;
+      return r;
     };
     return {
       patchStatus: async (_r, before, after) =>
@@ -85,13 +85,15 @@ export class KubeActuator {
             await this.writer.patchStatus(ns, name, before, after, { resourceVersion: version }),
           ),
         ),
-      setWeights: (target, canaryWeight, current) =>
-        routeWrite(
+      setWeights: async (target, canaryWeight, current) => {
+        const r = await routeWrite(
           `${target.kind} ${target.namespace}/${target.name}`,
           current,
           () => this.routers.for(target).setWeights(target, canaryWeight, current),
           canaryWeight,
-        ),
+        );
+        return (r.ok && r.created) || current;
+      },
       releaseTraffic: (target, current) =>
         routeWrite(`releasing ${target.kind} ${target.namespace}/${target.name}`, current, () =>
           this.routers.for(target).release(target, current),

@@ -32,11 +32,12 @@ export interface ClusterView extends Lookups {
 export interface Actuator {
   /** The Rollout's resourceVersion after the write, or undefined when nothing was sent. */
   patchStatus(rollout: Rollout, before: RolloutStatus | undefined, after: RolloutStatus): Promise<unknown>;
+  /** The routing object the next write of this reconcile is based on: the one a create made, else `current`. */
   setWeights(
     target: RouteTarget,
     canaryWeight: number,
     current: KubernetesObject | undefined,
-  ): Promise<unknown>;
+  ): Promise<KubernetesObject | undefined>;
   releaseTraffic(target: RouteTarget, current: KubernetesObject): Promise<unknown>;
   event(rollout: Rollout, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
   clearAnnotations(rollout: Rollout, keys: string[]): Promise<unknown>;
@@ -187,7 +188,9 @@ export async function reconcile(
     Promise.resolve(),
   );
   try {
-    for (const e of by('setWeights')) await act.setWeights(target, e.canaryWeight, current);
+    // Two only where a run starts on a routing object it creates: stable 100, then the first weight on it.
+    let route = current;
+    for (const e of by('setWeights')) route = await act.setWeights(target, e.canaryWeight, route);
     if (by('releaseTraffic').length > 0 && current) await act.releaseTraffic(target, current);
     const cleared = by('clearAnnotation').map((e) => e.key);
     if (cleared.length > 0) await act.clearAnnotations(rollout, cleared);

@@ -71,7 +71,9 @@ export interface NotOwnedError {
 
 export type RouterError = ApiError | NotOwnedError;
 export type SetWeightsOutcome = 'created' | 'patched' | 'unchanged';
-export type SetWeightsResult = { ok: true; outcome: SetWeightsOutcome } | { ok: false; error: RouterError };
+export type SetWeightsResult =
+  /** `created`: the object as the API server made it, so a write that follows carries its resourceVersion. */
+  { ok: true; outcome: SetWeightsOutcome; created?: KubernetesObject } | { ok: false; error: RouterError };
 
 /** One router: reads its object, writes two weights with a precondition, creates it, releases it. */
 export interface Router<T extends RouteTarget = RouteTarget> {

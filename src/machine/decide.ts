@@ -110,7 +110,9 @@ const INERT: AnyActorScope = (() => {
  * and the setWeight step after it begins at once, in the same status write, as the next reconcile would
  * have done on the very same facts. The machine is sent the event again, on the status it left and with
  * the round already counted, until it lands where it stays (the same status again), or where a weight
- * must be routed before anything may move on (SPEC §4: a step advances only on its weight routed).
+ * must be routed before anything may move on (SPEC §4: a step advances only on its weight routed). The one
+ * exception is a run's start on a routing object that does not exist yet: it is created at stable 100, and a
+ * first step's weight is written on it right after, in the same reconcile.
  * Each pass is the machine's own decision; decide() only repeats the question.
  */
 export function decide(spec: RolloutSpec, current: RolloutStatus | undefined, obs: Observation): Decision {
@@ -125,20 +127,39 @@ export function decide(spec: RolloutSpec, current: RolloutStatus | undefined, ob
   // A person's one-shot is acted on in a reconcile of its own: a resume must never meet, in the same
   // look, the pause its own step change begins (a later look tells a fresh resume from one left over).
   const { resume, promote, abort, retry } = obs.annotations;
+  let created: Effect | undefined;
   if (!(resume || promote || abort || retry)) {
     // Later passes see no round: the first took its results, which a later reconcile would not see again.
     const again = { type: 'RECONCILE' as const, obs: { ...obs, checks: [] }, plan };
     for (let n = 1; n < plan.steps.length + MAX_EXTRA_PASSES; n++) {
-      if (landed.trailing.some((e) => e.type === 'setWeights')) break;
-      const next = pass(landed.status, landed.effects, counted.status, again);
+      const weights = landed.trailing.find((e) => e.type === 'setWeights');
+      if (weights && (created || !createsAtStable(weights, obs))) break;
+      // A run's routing object is created with the stable Service alone at 100 (SPEC §3); the first
+      // step's weight may follow in the same reconcile, written on the object the create returned.
+      const next = weights
+        ? pass(landed.status, landed.effects, counted.status, { ...again, obs: createdAtStable(again.obs) })
+        : pass(landed.status, landed.effects, counted.status, again);
+      // Only a weight rides on the create: a run that waits on stable 100 says so once the create is seen.
+      if (weights && !next.trailing.some((e) => e.type === 'setWeights')) break;
       if (deepEqual(next.status, landed.status)) break;
+      created = weights;
       landed = next;
     }
   }
-  const effects = told([...landed.effects, ...landed.trailing]);
+  const effects = told([...landed.effects, ...(created ? [created] : []), ...landed.trailing]);
   if (current && onlyConfirmsRouting(current, landed.status, effects, obs, plan))
     return { status: current, effects };
   return { status: landed.status, effects };
+}
+
+/** The write creates the routing object at stable 100: it does not exist, and Perch may write it. */
+function createsAtStable(weights: Effect, obs: Observation): boolean {
+  return weights.type === 'setWeights' && weights.canaryWeight === 0 && !obs.traffic && obs.routing.ok;
+}
+
+/** The observation as the create leaves it: Perch's own object, the stable Service alone at 100. */
+function createdAtStable(obs: Observation): Observation {
+  return { ...obs, traffic: { canaryWeight: 0, lastWritten: 0, asPlanned: true, ownedByRef: true } };
 }
 
 /** How long a status may go on saying a routed weight is being routed, when a round's write comes by then. */
@@ -174,17 +195,22 @@ function onlyConfirmsRouting(
 
 /** Events that lead into a next transition, and the Events of those transitions that tell them too. */
 const LEADS_INTO: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+  // A run's start and its first weight, written on the routing object just created: told as the start.
+  ['RunStarted', new Set(['WeightChanged'])],
   ['AnalysisPassed', new Set(['WeightChanged', 'Paused', 'Promoting', 'Promoted'])],
   ['Promoting', new Set(['Promoted'])],
   // A round's failed check, then the rollback it starts: the rollback's Event names the metric too.
   ['AnalysisFailed', new Set(['AnalysisFailed'])],
 ]);
 
+/** Leads whose reason the folded Event keeps: a person looks for the run's start by its name. */
+const TOLD_AS_LEAD: ReadonlySet<string> = new Set(['RunStarted']);
+
 /**
  * One Event per transition a person acts on, not per intermediate one: when one look takes a step's
  * passing analysis and the step after it, a promotion's start and its end, or a failed check and the
- * rollback it starts, one Event tells both (the later one's reason, both messages in order, or the
- * later one's alone where it repeats the first). Each Event is an API write.
+ * rollback it starts, one Event tells both (the later one's reason, or a run start's own, both messages
+ * in order, or the later one's alone where it repeats the first). Each Event is an API write.
  */
 function told(effects: Effect[]): Effect[] {
   const out: Effect[] = [];
@@ -197,8 +223,11 @@ function told(effects: Effect[]): Effect[] {
     const folds =
       lead !== undefined && lead.eventType === e.eventType && LEADS_INTO.get(lead.reason)!.has(e.reason);
     if (lead && !folds) out.push(lead);
-    const event =
-      folds && !e.message.includes(lead!.message) ? { ...e, message: `${lead!.message}; ${e.message}` } : e;
+    const message =
+      folds && !e.message.includes(lead!.message) ? `${lead!.message}; ${e.message}` : e.message;
+    const event = folds
+      ? { ...e, reason: TOLD_AS_LEAD.has(lead!.reason) ? lead!.reason : e.reason, message }
+      : e;
     lead = undefined;
     if (LEADS_INTO.has(event.reason)) lead = event;
     else out.push(event);

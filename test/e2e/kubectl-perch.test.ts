@@ -235,7 +235,10 @@ describe('kubectl perch (e2e: the built plugin, the real API server and controll
     );
     expect(text).to.match(/\n {2}success-rate {3}- {3,}not checked yet {3}>= 99 {3}-\n/);
     expect(text).to.match(/\n {2}TrafficRouted {3}True {3,}Routed {3,}\d+s {3,}stable 90%, canary 10%\n/);
-    expect(text).to.match(/\n {2}Normal {3}WeightChanged {3}\d+s {3,}canary 10%, stable 90% \(step 1\/3\)\n/);
+    // The run started on the TrafficSplit it created and wrote step 1's weight on it: one Event tells both.
+    expect(text).to.match(
+      /\n {2}Normal {3}RunStarted {3}\d+s {3,}run started: web-v2 against web-v1, 3 steps, stable 100%; canary 10%, stable 90% \(step 1\/3\)\n/,
+    );
   });
 
   it('get -w prints a row as the phase changes; pause holds the run as Paused(Manual), resume lets it go on', async () => {

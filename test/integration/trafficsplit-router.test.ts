@@ -150,9 +150,13 @@ describe('TrafficSplit router, Rollout writer and Events on the real API server'
         const fqdn = `root.${w.namespace}.svc.cluster.local`;
 
         const created = await requestsDuring(() => router.setWeights(w.target, 0, undefined));
-        expect(created.result).to.deep.equal({ ok: true, outcome: 'created' });
+        expect(created.result).to.include({ ok: true, outcome: 'created' });
         expect(created.requests.map((r) => r.method)).to.deep.equal(['POST']);
         let ts = await w.getSplit();
+        // The object as made, so a write that follows in the same reconcile carries its resourceVersion.
+        expect(created.result.ok && created.result.created?.metadata?.resourceVersion).to.equal(
+          ts.metadata?.resourceVersion,
+        );
         expect(ts.apiVersion).to.equal(`split.smi-spec.io/${version}`);
         expect(ts.spec).to.deep.equal({ service: fqdn, backends: [{ service: 'stable', weight: 100 }] });
         expect(ts.metadata?.ownerReferences).to.deep.equal([
@@ -250,7 +254,7 @@ describe('TrafficSplit router, Rollout writer and Events on the real API server'
 
     it("sends nothing at all when the backends already are what they should be ('unchanged')", async () => {
       const w = await world('router-unchanged');
-      expect(await router.setWeights(w.target, 0)).to.deep.equal({ ok: true, outcome: 'created' });
+      expect(await router.setWeights(w.target, 0)).to.include({ ok: true, outcome: 'created' });
       expect(await router.setWeights(w.target, 50, await w.getSplit())).to.deep.equal({
         ok: true,
         outcome: 'patched',
@@ -299,7 +303,7 @@ describe('TrafficSplit router, Rollout writer and Events on the real API server'
 
     it('classifies a create that finds the split already there as a conflict (the cache was behind)', async () => {
       const w = await world('router-conflict');
-      expect(await router.setWeights(w.target, 0)).to.deep.equal({ ok: true, outcome: 'created' });
+      expect(await router.setWeights(w.target, 0)).to.include({ ok: true, outcome: 'created' });
       const again = await router.setWeights(w.target, 10);
       expect(again.ok).to.equal(false);
       expect(again).to.have.nested.property('error.kind', 'conflict');

@@ -156,14 +156,16 @@ describe('machine: graph walk over reachable states', function () {
         }
         // observedGeneration names the generation acted on, valid or not.
         assert.equal(status.observedGeneration, obs.generation, where);
-        // The weight goes up only by a step of the run or a promotion, never by a spec edit alone.
+        // The weight goes up only by a step of the run or a promotion, never by a spec edit alone (a run's
+        // start tells the first step's weight written on the routing object it creates).
+        const raisedBy = ['WeightChanged', 'Promoting', 'Promoted', 'RunStarted'];
         if (weight > (before?.canaryWeight ?? 0))
           assert.ok(
             w
               .reasons()
               .slice(eventsBefore)
-              .some((x) => x === 'WeightChanged' || x === 'Promoting' || x === 'Promoted'),
-            `${where}: weight raised without WeightChanged, Promoting or Promoted`,
+              .some((x) => raisedBy.includes(x)),
+            `${where}: weight raised without WeightChanged, Promoting, Promoted or a RunStarted`,
           );
         // The live-version rule: after a run has ended, nothing but a new run (a new target, a retry)
         // moves traffic off the live version, whatever the edits, checks and annotations.

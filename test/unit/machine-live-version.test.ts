@@ -150,7 +150,9 @@ describe('machine: an invalid spell mid-run', () => {
   });
 
   it('at weight 0 the canary carries no traffic: the spell holds without a rollback', () => {
-    const w = new World(spec({ progressDeadlineSeconds: 60 }));
+    // An analysis first: the run starts, and stays, on stable 100.
+    const steps = [{ analysis: { iterations: 2 } }, { setWeight: 10 }];
+    const w = new World(spec({ progressDeadlineSeconds: 60, steps }));
     w.reconcile();
     expect(w.status?.canaryWeight).to.equal(0);
     w.validation = invalid;

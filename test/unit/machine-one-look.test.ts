@@ -27,15 +27,40 @@ describe('machine: one look, as far as the facts allow', () => {
     );
   });
 
-  it('stops where a weight must be routed first: never two weights in one decision', () => {
+  it('creates a run’s routing object at stable 100 with the first weight right after it; past that, never two weights in one decision', () => {
     const w = new World(spec({ steps: [{ setWeight: 10 }, { setWeight: 20 }, { setWeight: 30 }] }));
-    w.reconcile(); // the run starts at stable 100
-    expect(w.writes).to.deep.equal([0]);
-    w.reconcile();
-    expect(w.status?.canaryWeight).to.equal(10);
+    w.reconcile(); // no routing object yet: created at stable 100, and step 1's weight written on it
     expect(w.writes).to.deep.equal([0, 10]);
+    expect(w.status?.canaryWeight).to.equal(10);
+    expect(w.status?.conditions?.find((c) => c.type === 'TrafficRouted')?.status).to.equal('False');
+    const told = events(w.last!.effects);
+    expect(told.map((e) => e.reason)).to.deep.equal(['RunStarted']);
+    expect(told[0]!.message).to.equal(
+      'run started: web-v2 against web-v1, 3 steps, stable 100%; canary 10%, stable 90% (step 1/3)',
+    );
     w.reconcile();
     expect(w.writes).to.deep.equal([0, 10, 20]);
+    w.reconcile();
+    expect(w.writes).to.deep.equal([0, 10, 20, 30]);
+  });
+
+  it('a run that begins on stable 100 (a pause or an analysis first) creates the routing object alone, and says it is routed only once seen', () => {
+    const w = new World(spec({ steps: [{ pause: {} }, { setWeight: 20 }] }));
+    w.reconcile();
+    expect(w.writes).to.deep.equal([0]);
+    expect(w.status?.currentStepIndex).to.equal(0);
+    expect(w.status?.conditions?.find((c) => c.type === 'TrafficRouted')?.status).to.equal('False');
+    expect(events(w.last!.effects).map((e) => e.reason)).to.deep.equal(['RunStarted']);
+    w.reconcile();
+    expect(w.writes).to.deep.equal([0]);
+    expect(w.phase()).to.equal('Paused');
+  });
+
+  it('a run on a routing object that exists writes only its first weight', () => {
+    const w = new World(spec({ steps: [{ setWeight: 10 }, { setWeight: 20 }] }));
+    w.traffic = { canaryWeight: 0, lastWritten: 0, asPlanned: true, ownedByRef: true };
+    w.reconcile();
+    expect(w.writes).to.deep.equal([10]);
   });
 
   it('a round at 100% after the last step promotes and ends the run in one decision, told by one Promoted Event', () => {
@@ -84,7 +109,7 @@ describe('machine: one look, as far as the facts allow', () => {
     ]);
   });
 
-  it('a run of the bench workload changes its status once per transition: start, 10, 50, 100, Succeeded', () => {
+  it('a run of the bench workload changes its status once per transition: start at 10, 50, 100, Succeeded', () => {
     const w = new World(spec({ steps: STEPS }));
     const phases: string[] = [];
     let changes = 0;
@@ -99,21 +124,9 @@ describe('machine: one look, as far as the facts allow', () => {
     }
     // Each weight is routed before the run moves on; the look that sees it routed writes nothing, as the
     // next round (due within 30 s) writes TrafficRouted=True with its counts.
-    expect(phases).to.deep.equal([
-      'Progressing 0',
-      'Progressing 10',
-      'Progressing 50',
-      'Progressing 100',
-      'Succeeded 100',
-    ]);
-    expect(changes).to.equal(5);
-    expect(w.reasons()).to.deep.equal([
-      'RunStarted',
-      'WeightChanged',
-      'WeightChanged',
-      'WeightChanged',
-      'Promoted',
-    ]);
+    expect(phases).to.deep.equal(['Progressing 10', 'Progressing 50', 'Progressing 100', 'Succeeded 100']);
+    expect(changes).to.equal(4);
+    expect(w.reasons()).to.deep.equal(['RunStarted', 'WeightChanged', 'WeightChanged', 'Promoted']);
   });
 });
 
@@ -122,8 +135,7 @@ describe('machine: a look that only sees its weight routed', () => {
 
   it('writes nothing while a round is due within 30 s; that round writes TrafficRouted=True', () => {
     const w = new World(spec());
-    w.reconcile(); // started, stable 100 written
-    w.reconcile(); // routed at 0: step 1 sets 10
+    w.reconcile(); // started: created at stable 100, then step 1's 10 written on it
     expect(w.writes).to.deep.equal([0, 10]);
     const asked = w.status;
     expect(routedCondition(w)?.status).to.equal('False');

@@ -89,15 +89,15 @@ export class HttpRouteRouter implements Router<HttpRouteTarget> {
   private async create(target: HttpRouteTarget, canaryWeight: number): Promise<SetWeightsResult> {
     const [group, version] = target.apiVersion.split('/') as [string, string];
     try {
-      await this.api.createNamespacedCustomObject({
+      const created = (await this.api.createNamespacedCustomObject({
         group,
         version,
         plural: HTTPROUTE_PLURAL,
         namespace: target.namespace,
         body: createdRoute(target, canaryWeight),
         fieldManager: this.fieldManager,
-      });
-      return { ok: true, outcome: 'created' };
+      })) as KubernetesObject;
+      return { ok: true, outcome: 'created', created };
     } catch (err) {
       // 409 AlreadyExists is a conflict: the cache was behind, decide again with the object.
       return { ok: false, error: apiError(err) };

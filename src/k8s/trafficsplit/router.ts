@@ -236,14 +236,14 @@ export class TrafficRouter implements Router<SplitTarget> {
       spec: this.wire(plan),
     };
     try {
-      await this.api.createNamespacedCustomObject({
+      const created = (await this.api.createNamespacedCustomObject({
         ...this.custom(target),
         namespace: target.namespace,
         body,
         fieldManager: this.fieldManager,
-      });
+      })) as KubernetesObject;
       // 409 AlreadyExists lands below as a conflict: the cache was behind, retry with the object.
-      return { ok: true, outcome: 'created' };
+      return { ok: true, outcome: 'created', created };
     } catch (err) {
       return { ok: false, error: apiError(err) };
     }
