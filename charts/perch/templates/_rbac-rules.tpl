@@ -1,0 +1,46 @@
+{{- /*
+The controller's grants, the same for a ClusterRole or a Role: every verb here is one `perch controller`
+sends (test/e2e/helm-least-privilege proves each by use, from the API server's audit log), nothing else.
+No get: reads come from list+watch caches. No delete: a deleted Rollout releases its routing object at
+the live version, which outlives it. Equal to deploy/rbac.yaml's ClusterRole.
+*/}}
+{{- define "perch.rules" -}}
+# Watch caches of Rollouts and MetricTemplates (templateRefs).
+- apiGroups: [perch.dev]
+  resources: [rollouts, metrictemplates]
+  verbs: [list, watch]
+# Rollout writes are patches: one-shot annotations removed, the perch.dev/traffic finalizer added and
+# removed (a deleted Rollout is released by removing it).
+- apiGroups: [perch.dev]
+  resources: [rollouts]
+  verbs: [patch]
+# status: phase, weights, analysis, conditions.
+- apiGroups: [perch.dev]
+  resources: [rollouts/status]
+  verbs: [patch]
+# A routing object Perch creates names its Rollout as owner with blockOwnerDeletion: true, which the
+# OwnerReferencesPermissionEnforcement admission plugin (on in OpenShift, and in Perch's sandbox)
+# allows only to who may update the owner's finalizers. No request is ever sent to this subresource.
+- apiGroups: [perch.dev]
+  resources: [rollouts/finalizers]
+  verbs: [update]
+# Whether a Rollout's root, stable and canary Services exist (a cache, never a write).
+- apiGroups: ['']
+  resources: [services]
+  verbs: [list, watch]
+# SMI weights: created when missing, then patches with a precondition; watched to notice someone
+# else's change; on deletion a JSON patch releases the split (ownerReference removed,
+# perch.dev/released-from added).
+- apiGroups: [split.smi-spec.io]
+  resources: [trafficsplits]
+  verbs: [list, watch, create, patch]
+# The same for Gateway API HTTPRoutes (trafficRouting.gatewayAPI): patches of two weights only.
+# Never the route's status: that is the mesh's or the Gateway's to write.
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
+  verbs: [list, watch, create, patch]
+# Events on Rollouts (kubectl describe); repeats bump `count` with a patch, as client-go's recorder does.
+- apiGroups: ['']
+  resources: [events]
+  verbs: [create, patch]
+{{- end }}
