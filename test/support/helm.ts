@@ -1,14 +1,26 @@
 // Finds or builds the real Helm at the version tools/helm/go.mod pins, cached in ~/.cache/perch/helm/
-// after a first `go build` (a few minutes on 2 cores); the chart tests (test/helm) run it.
+// after a first `go build` (a few minutes on 2 cores), and runs it for the chart tests.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, constants, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { cacheBase, lookupGo, type Progress } from '../../src/sandbox/control-plane/binaries.js';
+import type { KubectlResult } from '../../src/sandbox/kubectl.js';
 import { repoRoot } from '../../src/sandbox/repo.js';
 
 export const helmManifestDir = join(repoRoot, 'tools', 'helm');
+export const chartDir = join(repoRoot, 'charts', 'perch');
 const MODULE = 'helm.sh/helm/v3';
 const COMMAND = `${MODULE}/cmd/helm`;
 
@@ -68,6 +80,43 @@ let shared: Promise<HelmBuild> | undefined;
 export function helmBinary(): Promise<string> {
   shared ??= prepareHelm((line) => process.stderr.write(`  [helm] ${line}\n`));
   return shared.then((h) => h.binary);
+}
+
+let home: string | undefined;
+
+/** Runs helm against a kubeconfig, with its cache, config and data in a folder of this run's own. */
+export async function helm(kubeconfig: string, args: string[]): Promise<KubectlResult> {
+  const bin = await helmBinary();
+  home ??= mkdtempSync(join(tmpdir(), 'perch-helm-home-'));
+  const env = {
+    ...process.env,
+    KUBECONFIG: kubeconfig,
+    HELM_CACHE_HOME: join(home, 'cache'),
+    HELM_CONFIG_HOME: join(home, 'config'),
+    HELM_DATA_HOME: join(home, 'data'),
+  };
+  return new Promise((resolve, reject) => {
+    const proc = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    proc.once('error', reject);
+    proc.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** helm that must succeed: its stdout, or an error carrying its stderr. */
+export async function helmOk(kubeconfig: string, args: string[]): Promise<string> {
+  const r = await helm(kubeconfig, args);
+  if (r.code !== 0) throw new Error(`helm ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Removes the folder helm() kept its cache and config in (the root hook's job at the end of a run). */
+export function removeHelmHome(): void {
+  if (home) rmSync(home, { recursive: true, force: true });
+  home = undefined;
 }
 
 async function build(dir: string, version: string, manifestDir: string, progress: Progress): Promise<void> {
