@@ -52,6 +52,9 @@ function args(c: ApiServerConfig): string[] {
     `--service-account-signing-key-file=${c.credentials.serviceAccountKey}`,
     // No service-account token controller runs, so the admission plugin would refuse every Pod.
     '--disable-admission-plugins=ServiceAccount',
+    // As OpenShift runs it: setting blockOwnerDeletion needs the owner's finalizers, so the controller's
+    // RBAC (deploy/, charts/perch) is proven here against the strictest cluster it meets.
+    '--enable-admission-plugins=OwnerReferencesPermissionEnforcement',
     '--allow-privileged=true',
     '--v=1',
   ];
