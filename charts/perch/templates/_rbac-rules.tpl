@@ -1,8 +1,9 @@
 {{- /*
 The controller's grants, the same for a ClusterRole or a Role: every verb here is one `perch controller`
-sends (test/e2e/helm-least-privilege proves each by use, from the API server's audit log), nothing else.
-No get: reads come from list+watch caches. No delete: a deleted Rollout releases its routing object at
-the live version, which outlives it. Equal to deploy/rbac.yaml's ClusterRole.
+sends, or one the OwnerReferencesPermissionEnforcement admission plugin checks for a request it sends
+(test/e2e/helm-least-privilege proves each: by use, from the API server's audit log, and the
+admission-checked ones by taking them away). Nothing else: no get (reads come from list+watch caches),
+and no request ever deletes anything. deploy/rbac.yaml's ClusterRole plus the two delete grants below.
 */}}
 {{- define "perch.rules" -}}
 # Watch caches of Rollouts and MetricTemplates (templateRefs).
@@ -18,9 +19,9 @@ the live version, which outlives it. Equal to deploy/rbac.yaml's ClusterRole.
 - apiGroups: [perch.dev]
   resources: [rollouts/status]
   verbs: [patch]
-# A routing object Perch creates names its Rollout as owner with blockOwnerDeletion: true, which the
-# OwnerReferencesPermissionEnforcement admission plugin (on in OpenShift, and in Perch's sandbox)
-# allows only to who may update the owner's finalizers. No request is ever sent to this subresource.
+# Never sent: a routing object Perch creates names its Rollout as owner with blockOwnerDeletion: true,
+# which the OwnerReferencesPermissionEnforcement admission plugin (on in OpenShift, and in Perch's
+# sandbox) allows only to who may update the owner's finalizers.
 - apiGroups: [perch.dev]
   resources: [rollouts/finalizers]
   verbs: [update]
@@ -39,6 +40,15 @@ the live version, which outlives it. Equal to deploy/rbac.yaml's ClusterRole.
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
   verbs: [list, watch, create, patch]
+# Never sent: OwnerReferencesPermissionEnforcement (on in OpenShift, and in Perch's sandbox) lets only
+# who may delete an object change its ownerReferences, and releasing a routing object when its Rollout
+# is deleted removes Perch's. Without these a deleted Rollout would wait on its finalizer forever there.
+- apiGroups: [split.smi-spec.io]
+  resources: [trafficsplits]
+  verbs: [delete]
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
+  verbs: [delete]
 # Events on Rollouts (kubectl describe); repeats bump `count` with a patch, as client-go's recorder does.
 - apiGroups: ['']
   resources: [events]
