@@ -39,6 +39,9 @@ const ALLOWED: Ask[] = [
   { verb: 'watch', resource: 'httproutes.gateway.networking.k8s.io', where: 'all' },
   { verb: 'create', resource: 'httproutes.gateway.networking.k8s.io', where: 'all' },
   { verb: 'patch', resource: 'httproutes.gateway.networking.k8s.io', where: 'all' },
+  // Never sent: OwnerReferencesPermissionEnforcement's check when the release removes Perch's ownerReference.
+  { verb: 'delete', resource: 'trafficsplits.split.smi-spec.io', where: 'all' },
+  { verb: 'delete', resource: 'httproutes.gateway.networking.k8s.io', where: 'all' },
   { verb: 'create', resource: 'events', where: 'all' },
   { verb: 'patch', resource: 'events', where: 'all' },
   { verb: 'create', resource: 'leases.coordination.k8s.io', where: NS },
@@ -54,9 +57,7 @@ const DENIED: Ask[] = [
   { verb: 'delete', resource: 'rollouts.perch.dev', where: 'all' },
   { verb: 'update', resource: 'rollouts.perch.dev', where: 'all' },
   { verb: 'patch', resource: 'metrictemplates.perch.dev', where: 'all' },
-  { verb: 'delete', resource: 'trafficsplits.split.smi-spec.io', where: 'all' },
   { verb: 'update', resource: 'trafficsplits.split.smi-spec.io', where: 'all' },
-  { verb: 'delete', resource: 'httproutes.gateway.networking.k8s.io', where: 'all' },
   { verb: 'patch', resource: 'httproutes.gateway.networking.k8s.io', where: 'all', subresource: 'status' },
   { verb: 'list', resource: 'gateways.gateway.networking.k8s.io', where: 'all' },
   { verb: 'patch', resource: 'services', where: 'all' },
@@ -370,6 +371,20 @@ describe('deploy/: the kustomize base against the real API server', function () 
         'jsonpath={.items[*].reason}',
       ]);
       expect(events.trim()).not.to.equal('');
+      // Deleting the Rollouts releases their routing objects (ownerReference removed) before they go.
+      await kubectlOk(kubeconfig, ['-n', ns, 'delete', 'rollout', ...Object.keys(routers), '--timeout=60s']);
+      for (const [type, name] of [
+        ['ts', 'web'],
+        ['httproutes.gateway.networking.k8s.io', 'web-gw'],
+      ] as const) {
+        const released = JSON.parse(
+          await kubectlOk(kubeconfig, ['-n', ns, 'get', type, name, '-o', 'json']),
+        ) as {
+          metadata: { annotations?: Record<string, string>; ownerReferences?: unknown[] };
+        };
+        expect(released.metadata.annotations?.['perch.dev/released-from'], `${type}/${name}`).to.equal(name);
+        expect(released.metadata.ownerReferences ?? [], `${type}/${name}`).to.deep.equal([]);
+      }
       // Not one request of the controller was refused: no warning or error mentions a 403 Forbidden.
       const refused = controller.logs
         .filter((r) => r.level === 'warn' || r.level === 'error')

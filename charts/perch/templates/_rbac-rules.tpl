@@ -3,7 +3,7 @@ The controller's grants, the same for a ClusterRole or a Role: every verb here i
 sends, or one the OwnerReferencesPermissionEnforcement admission plugin checks for a request it sends
 (test/e2e/helm-least-privilege proves each: by use, from the API server's audit log, and the
 admission-checked ones by taking them away). Nothing else: no get (reads come from list+watch caches),
-and no request ever deletes anything. deploy/rbac.yaml's ClusterRole plus the two delete grants below.
+and no request ever deletes anything. The same as deploy/rbac.yaml's ClusterRole.
 */}}
 {{- define "perch.rules" -}}
 # Watch caches of Rollouts and MetricTemplates (templateRefs).
