@@ -245,6 +245,35 @@ describe('charts/perch: the Helm chart', function () {
     ]);
   });
 
+  it("grants what deploy/rbac.yaml grants, no more: the ClusterRole's rules and the Lease Role's", async () => {
+    type Rules = {
+      rules: { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }[];
+    };
+    // Each rule as the set of single grants it makes (RBAC rules are cross products), sorted.
+    const grants = (o: KubernetesObject | undefined) =>
+      (o as unknown as Rules).rules
+        .flatMap((r) =>
+          r.apiGroups.flatMap((g) =>
+            r.resources.flatMap((res) =>
+              r.verbs.map((v) => `${v} ${g}/${res} ${(r.resourceNames ?? []).join(',')}`),
+            ),
+          ),
+        )
+        .sort();
+    const deploy = objectsOf(readFileSync(join(repoRoot, 'deploy', 'rbac.yaml'), 'utf8'));
+    const chart = await template('same', 'perch-system');
+    expect(grants(chart.find((o) => o.kind === 'ClusterRole'))).to.deep.equal(
+      grants(deploy.find((o) => o.kind === 'ClusterRole')),
+    );
+    expect(grants(chart.find((o) => o.kind === 'Role'))).to.deep.equal(
+      grants(deploy.find((o) => o.kind === 'Role')),
+    );
+    const scoped = await template('same', 'perch-system', ['rbac.scope=namespace']);
+    expect(grants(scoped.find((o) => o.kind === 'Role' && o.metadata?.name === 'same-perch'))).to.deep.equal(
+      grants(deploy.find((o) => o.kind === 'ClusterRole')),
+    );
+  });
+
   it('refuses values that cannot work, naming the value and the fix', async () => {
     const refusals: [string[], RegExp][] = [
       [['rbac.scope=cluster-wide'], /rbac\.scope: "cluster-wide" is neither cluster nor namespace/],
