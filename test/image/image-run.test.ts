@@ -1,16 +1,16 @@
 // The controller image, built here by tools/image/build and run with podman against the sandbox: a
-// numeric non-root user, a read-only root filesystem, deploy/'s ServiceAccount and RBAC, a Rollout to Succeeded.
+// numeric non-root user, a read-only root filesystem, deploy/'s ServiceAccount and RBAC, then charts/perch's Deployment
+// (its image, arguments and ServiceAccount), each walking a Rollout to Succeeded.
 import {
   CoordinationV1Api,
-  CoreV1Api,
-  KubeConfig,
+  type KubeConfig,
   KubernetesObjectApi,
   loadAllYaml,
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VERSION } from '../../src/k8s/client-config.js';
@@ -18,9 +18,12 @@ import { freePort } from '../../src/sandbox/free-port.js';
 import { repoRoot } from '../../src/sandbox/repo.js';
 import { waitFor } from '../../src/sandbox/wait.js';
 import { readAuditLog, sharedAuditLog } from '../support/control-plane.js';
+import { chartDir, helmOk, removeHelmHome } from '../support/helm.js';
+import { kubectlOk } from '../support/kubectl.js';
 import { archiveConfig, buildImage, type ImageConfig } from '../support/image.js';
 import { namespacesRefused, Podman, ulimitFlags, type RunningContainer } from '../support/podman.js';
 import { analysis, canaryTraffic, RolloutEnv, sharedPrometheus } from '../support/rollout-env.js';
+import { serviceAccountUser, writeServiceAccountKubeconfig } from '../support/service-account.js';
 
 /**
  * deploy/serviceaccount.yaml and deploy/rbac.yaml made this test's own: namespaced objects in `ns`, the
@@ -43,19 +46,6 @@ function deployIdentity(ns: string): KubernetesObject[] {
   });
 }
 
-/** A kubeconfig for the sandbox's server and CA with `token` as its only credential. */
-function tokenKubeconfig(admin: KubeConfig, token: string): string {
-  const cluster = admin.getCurrentCluster()!;
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'sandbox', server: cluster.server, caData: cluster.caData, skipTLSVerify: false }],
-    users: [{ name: 'perch-controller', token }],
-    contexts: [{ name: 'perch-controller', cluster: 'sandbox', user: 'perch-controller' }],
-    currentContext: 'perch-controller',
-  });
-  return kc.exportConfig();
-}
-
 /** The container's JSON log records (the controller logs to stderr; podman's own lines are not JSON). */
 function record(line: string): Record<string, unknown> | undefined {
   try {
@@ -65,6 +55,23 @@ function record(line: string): Record<string, unknown> | undefined {
     return undefined;
   }
 }
+
+/** The container's flags as a Deployment's Pod runs it: the image's user, read-only root (no writable /tmp either), every capability dropped, no privilege escalation. */
+const podFlags = (ns: string, kubeconfig: string) => [
+  '--network',
+  'host',
+  '--read-only',
+  '--read-only-tmpfs=false',
+  '--cap-drop',
+  'ALL',
+  '--security-opt',
+  'no-new-privileges',
+  ...ulimitFlags(),
+  '--env',
+  `POD_NAMESPACE=${ns}`,
+  '--volume',
+  `${kubeconfig}:/etc/perch/kubeconfig:ro`,
+];
 
 /** The first log record matching, or an error with the container's last lines if it exits first. */
 async function logged(
@@ -100,6 +107,17 @@ describe('the controller image (tools/image/build) run with podman against the s
   const dirs: string[] = [];
   const envs: RolloutEnv[] = [];
 
+  /** A kubeconfig as the ServiceAccount (a TokenRequest token, the sandbox's CA), readable by the image's user. */
+  async function serviceAccountKubeconfig(e: RolloutEnv, sa: string): Promise<string> {
+    const dir = mkdtempSync(join(tmpdir(), 'perch-image-run-'));
+    dirs.push(dir);
+    const kubeconfig = join(dir, 'kubeconfig');
+    await writeServiceAccountKubeconfig(e.cp, e.ns, sa, kubeconfig);
+    // The folder around it stays the test's alone.
+    chmodSync(kubeconfig, 0o644);
+    return kubeconfig;
+  }
+
   before(async function () {
     // A cold build makes the Debian base first (debootstrap, nodejs): minutes on a slow mirror.
     this.timeout(20 * 60_000);
@@ -128,6 +146,7 @@ describe('the controller image (tools/image/build) run with podman against the s
           .delete(o)
           .catch(() => undefined);
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    removeHelmHome();
   });
 
   it('its config names a numeric non-root user, the controller as entrypoint, and its version', async () => {
@@ -173,58 +192,27 @@ describe('the controller image (tools/image/build) run with podman against the s
     for (const o of objects) await api.create(o);
     made.push({ kc: e.kc, objects });
 
-    // A token the sandbox issues for the ServiceAccount (TokenRequest), in a kubeconfig with no other credential.
-    const issued = await e.kc.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
-      name: 'perch-controller',
-      namespace: ns,
-      body: { spec: { audiences: [], expirationSeconds: 3600 } },
-    });
-    const dir = mkdtempSync(join(tmpdir(), 'perch-image-run-'));
-    dirs.push(dir);
-    const kubeconfig = join(dir, 'kubeconfig');
-    writeFileSync(kubeconfig, tokenKubeconfig(e.kc, issued.status!.token));
-    // Readable by the image's user; the folder around it stays the test's alone.
-    chmodSync(kubeconfig, 0o644);
+    const kubeconfig = await serviceAccountKubeconfig(e, 'perch-controller');
 
     await canaryTraffic(e);
     const { prometheus } = await sharedPrometheus();
     const port = await freePort();
     const name = `perch-image-run-${randomBytes(3).toString('hex')}`;
-    // As deploy/deployment.yaml runs it: no --user (the image's), read-only root (and no writable /tmp
-    // either), every capability dropped, no privilege escalation, POD_NAMESPACE for the Lease.
-    const c = podman!.start(
-      name,
-      [
-        '--network',
-        'host',
-        '--read-only',
-        '--read-only-tmpfs=false',
-        '--cap-drop',
-        'ALL',
-        '--security-opt',
-        'no-new-privileges',
-        ...ulimitFlags(),
-        '--env',
-        `POD_NAMESPACE=${ns}`,
-        '--volume',
-        `${kubeconfig}:/etc/perch/kubeconfig:ro`,
-      ],
-      image,
-      [
-        'controller',
-        '--kubeconfig',
-        '/etc/perch/kubeconfig',
-        '--namespace',
-        ns,
-        '--leader-elect',
-        '--metrics-addr',
-        `127.0.0.1:${port}`,
-        '--prometheus-url',
-        prometheus.url,
-        '--log-format',
-        'json',
-      ],
-    );
+    // As deploy/deployment.yaml runs it, POD_NAMESPACE for the Lease.
+    const c = podman!.start(name, podFlags(ns, kubeconfig), image, [
+      'controller',
+      '--kubeconfig',
+      '/etc/perch/kubeconfig',
+      '--namespace',
+      ns,
+      '--leader-elect',
+      '--metrics-addr',
+      `127.0.0.1:${port}`,
+      '--prometheus-url',
+      prometheus.url,
+      '--log-format',
+      'json',
+    ]);
     await logged(c, (r) => r.msg === 'controller started', 'controller started');
 
     const [inspected] = JSON.parse(await podman!.ok(['container', 'inspect', name])) as {
@@ -293,5 +281,73 @@ describe('the controller image (tools/image/build) run with podman against the s
     expect(await c.exited).to.deep.equal({ code: 0, signal: null });
     expect((await podman!.exec(['container', 'exists', name])).code).to.equal(1);
     expect(c.lines.seen.some((l) => record(l)?.msg === 'stopping')).to.equal(true);
+  });
+
+  it("runs as charts/perch's Deployment: the chart's image, arguments and ServiceAccount walk a Rollout to Succeeded", async () => {
+    const e = await RolloutEnv.create('image-chart');
+    envs.push(e);
+    const { prometheus } = await sharedPrometheus();
+    const release = `img-${e.ns.slice(-6)}`;
+    // One namespace: a Role, nothing cluster-wide to clean up. No kubelet runs here, so podman is the Pod.
+    await helmOk(e.cp.kubeconfig, [
+      'install',
+      release,
+      chartDir,
+      '--namespace',
+      e.ns,
+      ...['rbac.scope=namespace', `controller.prometheusUrl=${prometheus.url}`].flatMap((x) => ['--set', x]),
+    ]);
+    const deployment = JSON.parse(
+      await kubectlOk(e.cp.kubeconfig, ['-n', e.ns, 'get', 'deployment', `${release}-perch`, '-o', 'json']),
+    ) as {
+      spec: {
+        template: {
+          spec: {
+            serviceAccountName: string;
+            securityContext: { runAsUser: number; runAsGroup: number };
+            containers: {
+              image: string;
+              args: string[];
+              securityContext: { readOnlyRootFilesystem: boolean };
+            }[];
+          };
+        };
+      };
+    };
+    const pod = deployment.spec.template.spec;
+    const container = pod.containers[0]!;
+    expect(container.image).to.equal(image);
+    expect(`${pod.securityContext.runAsUser}:${pod.securityContext.runAsGroup}`).to.equal(config.User);
+    expect(container.securityContext.readOnlyRootFilesystem).to.equal(true);
+    const kubeconfig = await serviceAccountKubeconfig(e, pod.serviceAccountName);
+    // The rendered arguments, but for the metrics port: the host's network, so a free loopback port.
+    const port = await freePort();
+    const args = container.args.map((a, i, all) =>
+      all[i - 1] === '--metrics-addr' ? `127.0.0.1:${port}` : a,
+    );
+    expect(args[0]).to.equal('controller');
+    const name = `perch-image-chart-${randomBytes(3).toString('hex')}`;
+    const c = podman!.start(name, podFlags(e.ns, kubeconfig), image, [
+      ...args,
+      '--kubeconfig',
+      '/etc/perch/kubeconfig',
+    ]);
+    await logged(c, (r) => r.msg === 'controller started', 'controller started');
+
+    await canaryTraffic(e);
+    await e.createRollout('web', {
+      steps: [{ setWeight: 20 }, { analysis: { iterations: 1 } }, { setWeight: 60 }],
+      analysis: analysis(),
+    });
+    const done = await e.phase('web', 'Succeeded', 90_000);
+    expect(done.status?.canaryWeight).to.equal(100);
+    expect(e.weights('web')).to.deep.equal([0, 20, 60, 100]);
+
+    const sa = serviceAccountUser(e.ns, pod.serviceAccountName);
+    const requests = readAuditLog(await sharedAuditLog()).filter((a) => a.user?.username === sa);
+    expect(requests.length).to.be.greaterThan(0);
+    expect(requests.filter((a) => a.responseStatus?.code === 403).map((a) => a.requestURI)).to.deep.equal([]);
+    await podman!.ok(['stop', '--time', '10', name]);
+    expect(await c.exited).to.deep.equal({ code: 0, signal: null });
   });
 });

@@ -105,12 +105,13 @@ describe('Grafana dashboard (deploy/grafana/perch-dashboard.json) over a real co
       },
       { what: 'the scraper to see the promotion and the rollback', timeoutMs: 30_000, intervalMs: 250 },
     );
-    const range = `${Math.ceil((Date.now() - startedAt) / 1000) + 5}s`;
+    // The dashboard's time range is the whole test so far, at the moment of each query: a later test's
+    // window must still hold the run's first moments (the rollback's counter step comes early).
     substitute = (expr) =>
       expr
         .replaceAll('$__rate_interval', '4s')
         .replaceAll('$__interval', SCRAPE)
-        .replaceAll('$__range', range)
+        .replaceAll('$__range', `${Math.ceil((Date.now() - startedAt) / 1000) + 5}s`)
         .replaceAll('$job', JOB)
         .replaceAll('$instance', '.*')
         .replaceAll('$namespace', env.ns);
