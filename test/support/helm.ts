@@ -1,21 +1,17 @@
 // Finds or builds the real Helm at the version tools/helm/go.mod pins, cached in ~/.cache/perch/helm/
 // after a first `go build` (a few minutes on 2 cores), and runs it for the chart tests.
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import {
-  accessSync,
-  constants,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { cacheBase, lookupGo, type Progress } from '../../src/sandbox/control-plane/binaries.js';
+import {
+  buildGoCommand,
+  executable,
+  manifestCacheId,
+  pinnedModuleVersion,
+  requiredVersion,
+} from '../../src/sandbox/go-build.js';
 import type { KubectlResult } from '../../src/sandbox/kubectl.js';
 import { repoRoot } from '../../src/sandbox/repo.js';
 
@@ -32,33 +28,15 @@ export interface HelmBuild {
   source: 'cache' | 'built';
 }
 
-function requiredVersion(goMod: string, module: string): string | undefined {
-  const escaped = module.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-  return new RegExp(`^\\s*(?:require\\s+)?${escaped}\\s+(v\\d+\\.\\d+\\.\\d+)\\b`, 'm').exec(goMod)?.[1];
-}
-
 /** The Helm version pinned in tools/helm/go.mod (the one place it is written). */
 export function pinnedHelmVersion(manifestDir = helmManifestDir): string {
-  const version = requiredVersion(readFileSync(join(manifestDir, 'go.mod'), 'utf8'), MODULE);
-  if (!version) throw new Error(`no ${MODULE} version in ${manifestDir}/go.mod`);
-  return version;
+  return pinnedModuleVersion(manifestDir, MODULE);
 }
 
 /** A folder per manifest: a new go.mod, go.sum or tools.go gets a new folder, so never a stale build. */
 export function helmCacheDir(manifestDir = helmManifestDir): string {
-  const hash = createHash('sha256');
-  for (const f of ['go.mod', 'go.sum', 'tools.go']) hash.update(readFileSync(join(manifestDir, f)));
-  const id = `${pinnedHelmVersion(manifestDir)}-${process.platform}-${process.arch}-${hash.digest('hex').slice(0, 12)}`;
+  const id = manifestCacheId(pinnedHelmVersion(manifestDir), manifestDir, ['go.mod', 'go.sum', 'tools.go']);
   return join(cacheBase(), 'helm', id);
-}
-
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Returns the cached helm, building it with Go on a first run. */
@@ -128,13 +106,8 @@ async function build(dir: string, version: string, manifestDir: string, progress
         'the first build takes a few minutes on 2 cores.',
     );
   }
-  const env = { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-mod=mod', CGO_ENABLED: '0' };
   progress(`building Helm ${version} with ${go.version} (first run only; takes a few minutes)`);
   progress('resolving Go modules (downloads them on a first run)');
-  let total = 0;
-  await runGo(go.path, ['list', '-deps', COMMAND], manifestDir, env, (_l, stream) => {
-    if (stream === 'stdout') total++;
-  });
   // As Helm's Makefile does: its default capabilities (what `helm template` and `helm lint` assume the
   // cluster serves) follow the client-go it was built with, not the 1.20 written in its source.
   const clientGo = requiredVersion(readFileSync(join(manifestDir, 'go.mod'), 'utf8'), 'k8s.io/client-go');
@@ -148,55 +121,17 @@ async function build(dir: string, version: string, manifestDir: string, progress
       ]
     : [];
   const ldflags = ['-s', '-w', `-X ${MODULE}/internal/version.version=${version}`, ...k8s].join(' ');
-  // Build into a private folder, then move into place: a killed build never leaves half a cache.
-  const staging = `${dir}.partial-${process.pid}`;
-  rmSync(staging, { recursive: true, force: true });
-  mkdirSync(staging, { recursive: true });
-  let compiled = 0;
-  let lastShown = 0;
-  await runGo(
-    go.path,
-    ['build', '-v', '-trimpath', '-ldflags', ldflags, '-o', join(staging, 'helm'), COMMAND],
+  await buildGoCommand({
+    go,
     manifestDir,
-    env,
-    () => {
-      const pct = Math.min(99, Math.floor((++compiled / Math.max(total, 1)) * 100));
-      if (pct >= lastShown + 10) {
-        lastShown = pct;
-        progress(`compiling Helm: ${pct}% (${compiled}/${total} packages)`);
-      }
-    },
-  );
-  writeFileSync(join(staging, 'VERSION'), `${version}\n`);
-  mkdirSync(join(dir, '..'), { recursive: true });
-  rmSync(dir, { recursive: true, force: true });
-  renameSync(staging, dir);
-  progress(`built Helm ${version} into ${dir}`);
-}
-
-/** Runs go in `cwd`; calls onLine for each line of its output but downloads; rejects with its tail. */
-function runGo(
-  go: string,
-  args: string[],
-  cwd: string,
-  env: NodeJS.ProcessEnv,
-  onLine: (line: string, stream: 'stdout' | 'stderr') => void,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(go, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const tail: string[] = [];
-    const take = (stream: 'stdout' | 'stderr') => (line: string) => {
-      tail.push(line);
-      if (tail.length > 30) tail.shift();
-      if (!line.startsWith('go: downloading')) onLine(line, stream);
-    };
-    createInterface(proc.stdout).on('line', take('stdout'));
-    createInterface(proc.stderr).on('line', take('stderr'));
-    proc.once('error', reject);
-    proc.once('close', (code) =>
-      code === 0
-        ? resolve()
-        : reject(new Error(`go ${args.join(' ')} failed (exit ${code}):\n${tail.join('\n')}`)),
-    );
+    packages: [COMMAND],
+    ldflags,
+    version,
+    dir,
+    into: 'replace',
+    label: 'compiling Helm',
+    step: 10,
+    progress,
   });
+  progress(`built Helm ${version} into ${dir}`);
 }

@@ -1,12 +1,19 @@
 // Finds or builds the official control-plane binaries (kube-apiserver, etcd, kube-controller-manager).
 // Order: $KUBEBUILDER_ASSETS, then our cache, then a one-time `go build` from tools/control-plane/go.mod.
-import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { accessSync, constants, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import {
+  buildGoCommand,
+  executable,
+  manifestCacheId,
+  pinnedModuleVersion,
+  type GoToolchain,
+  type Progress,
+} from '../go-build.js';
 import { controlPlaneManifestDir } from '../repo.js';
+
+export type { Progress };
 
 export const BINARY_NAMES = ['kube-apiserver', 'etcd', 'kube-controller-manager'] as const;
 export type BinaryName = (typeof BINARY_NAMES)[number];
@@ -24,8 +31,6 @@ export interface Binaries {
   dir: string;
 }
 
-export type Progress = (line: string) => void;
-
 const GO_PACKAGES: Record<Buildable, string> = {
   'kube-apiserver': 'k8s.io/kubernetes/cmd/kube-apiserver',
   kubectl: 'k8s.io/kubernetes/cmd/kubectl',
@@ -35,10 +40,7 @@ const GO_PACKAGES: Record<Buildable, string> = {
 
 /** The Kubernetes version pinned in tools/control-plane/go.mod (the one place it is written). */
 export function pinnedKubernetesVersion(manifestDir = controlPlaneManifestDir): string {
-  const goMod = readFileSync(join(manifestDir, 'go.mod'), 'utf8');
-  const match = /^\s*k8s\.io\/kubernetes\s+(v\d+\.\d+\.\d+)\s*$/m.exec(goMod);
-  if (!match?.[1]) throw new Error(`no k8s.io/kubernetes version in ${manifestDir}/go.mod`);
-  return match[1];
+  return pinnedModuleVersion(manifestDir, 'k8s.io/kubernetes');
 }
 
 /** Perch's cache: $PERCH_CACHE_DIR, else $XDG_CACHE_HOME/perch, else ~/.cache/perch. */
@@ -50,20 +52,12 @@ export function cacheBase(): string {
 
 /** The cache folder for this manifest: a new go.mod or go.sum gets a new folder, so never a stale build. */
 export function cacheDir(manifestDir = controlPlaneManifestDir): string {
-  const base = cacheBase();
-  const hash = createHash('sha256');
-  for (const f of ['go.mod', 'go.sum', 'etcd/main.go']) hash.update(readFileSync(join(manifestDir, f)));
-  const id = `${pinnedKubernetesVersion(manifestDir)}-${process.platform}-${process.arch}-${hash.digest('hex').slice(0, 12)}`;
-  return join(base, 'control-plane', id);
-}
-
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
+  const files = ['go.mod', 'go.sum', 'etcd/main.go'];
+  return join(
+    cacheBase(),
+    'control-plane',
+    manifestCacheId(pinnedKubernetesVersion(manifestDir), manifestDir, files),
+  );
 }
 
 function complete(dir: string, names: readonly string[]): boolean {
@@ -124,14 +118,7 @@ async function ensureBuilt(dir: string, names: readonly Buildable[], progress: P
   progress(
     `building ${missing.join(', ')} ${version} with ${go.version} (first run only; takes several minutes)`,
   );
-  // Build into a private folder, then move into place: a killed build never leaves a half binary.
-  const staging = `${dir}.partial-${process.pid}`;
-  rmSync(staging, { recursive: true, force: true });
-  mkdirSync(staging, { recursive: true });
-  const pkgs = missing.map((n) => GO_PACKAGES[n]);
-  const env = { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-mod=mod', CGO_ENABLED: '0' };
   progress('resolving Go modules (downloads them on a first run)');
-  const total = await countLines(go.path, ['list', '-deps', ...pkgs], env);
   const ldflags = [
     '-s',
     '-w',
@@ -141,25 +128,19 @@ async function ensureBuilt(dir: string, names: readonly Buildable[], progress: P
     '-X k8s.io/component-base/version.gitTreeState=clean',
     `-X k8s.io/client-go/pkg/version.gitVersion=${version}`,
   ].join(' ');
-  let compiled = 0;
-  let lastShown = 0;
-  await runGo(
-    go.path,
-    ['build', '-v', '-trimpath', '-ldflags', ldflags, '-o', `${staging}/`, ...pkgs],
-    env,
-    () => {
-      compiled++;
-      const pct = Math.min(99, Math.floor((compiled / total) * 100));
-      if (pct >= lastShown + 5) {
-        lastShown = pct;
-        progress(`compiling: ${pct}% (${compiled}/${total} packages)`);
-      }
-    },
-  );
-  mkdirSync(dir, { recursive: true });
-  for (const n of missing) renameSync(join(staging, n), join(dir, n));
-  writeFileSync(join(dir, 'VERSION'), `${version}\n`);
-  rmSync(staging, { recursive: true, force: true });
+  await buildGoCommand({
+    go,
+    manifestDir: controlPlaneManifestDir,
+    packages: missing.map((n) => GO_PACKAGES[n]),
+    ldflags,
+    version,
+    dir,
+    // The cache may hold the others already (setup-envtest's folders lack only kube-controller-manager).
+    into: 'add',
+    label: 'compiling',
+    step: 5,
+    progress,
+  });
   progress(`built into ${dir}`);
   return true;
 }
@@ -168,7 +149,7 @@ async function ensureBuilt(dir: string, names: readonly Buildable[], progress: P
  * The Go toolchain: $GO when set (and then only that one), else `go` on PATH, else the official
  * tarball's /usr/local/go/bin/go (often missing from a service's PATH). Undefined when none runs.
  */
-export function lookupGo(): { path: string; version: string } | undefined {
+export function lookupGo(): GoToolchain | undefined {
   const candidates = process.env.GO ? [process.env.GO] : ['go', '/usr/local/go/bin/go'];
   for (const path of candidates) {
     const out = spawnSync(path, ['env', 'GOVERSION'], { encoding: 'utf8' });
@@ -177,7 +158,7 @@ export function lookupGo(): { path: string; version: string } | undefined {
   return undefined;
 }
 
-function findGo(): { path: string; version: string } {
+function findGo(): GoToolchain {
   const go = lookupGo();
   if (go) return go;
   throw new Error(
@@ -187,33 +168,4 @@ function findGo(): { path: string; version: string } {
       '  go run sigs.k8s.io/controller-runtime/tools/setup-envtest@latest use 1.33.x -p path\n' +
       '  export KUBEBUILDER_ASSETS=<the printed folder>',
   );
-}
-
-function countLines(go: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  let n = 0;
-  return runGo(go, args, env, () => n++).then(() => Math.max(n, 1));
-}
-
-/** Runs go in the manifest folder; calls onLine for each stdout/stderr line; rejects with its output tail. */
-function runGo(
-  go: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  onLine: (l: string) => void,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(go, args, { cwd: controlPlaneManifestDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const tail: string[] = [];
-    const take = (line: string) => {
-      tail.push(line);
-      if (tail.length > 30) tail.shift();
-      if (!line.startsWith('go: downloading')) onLine(line);
-    };
-    createInterface(proc.stdout).on('line', take);
-    createInterface(proc.stderr).on('line', take);
-    proc.once('error', reject);
-    proc.once('close', (code) =>
-      code === 0 ? resolve() : reject(new Error(`go ${args[0]} failed (exit ${code}):\n${tail.join('\n')}`)),
-    );
-  });
 }
