@@ -1,11 +1,7 @@
 // Runs kubectl against a kubeconfig and collects what it printed: for the demo, and the tests' helper.
-import { spawn } from 'node:child_process';
+import { runProcess, type ProcessResult } from './run-process.js';
 
-export interface KubectlResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type KubectlResult = ProcessResult;
 
 export function runKubectl(
   bin: string,
@@ -13,19 +9,7 @@ export function runKubectl(
   args: string[],
   input?: string,
 ): Promise<KubectlResult> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(bin, args, {
-      env: { ...process.env, KUBECONFIG: kubeconfig },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    proc.once('error', reject);
-    proc.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    proc.stdin.end(input ?? '');
-  });
+  return runProcess(bin, args, { env: { ...process.env, KUBECONFIG: kubeconfig }, input });
 }
 
 /** kubectl that must succeed: its stdout, or an error carrying its stderr. */

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Rollout, RolloutSpec } from '../../src/api/v1alpha1.js';
+import { runProcess } from '../../src/sandbox/run-process.js';
 import { startController, type ControllerProcess } from '../support/controller-process.js';
 import { EventLog } from '../support/events.js';
 import { kubectlCommand } from '../support/kubectl.js';
@@ -45,17 +46,8 @@ function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return env;
 }
 
-function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    proc.once('error', reject);
-    proc.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (command: string, args: string[], env: NodeJS.ProcessEnv): Promise<Run> =>
+  runProcess(command, args, { env });
 
 const perch = (args: string[], env: Record<string, string> = {}) =>
   run(process.execPath, [PLUGIN, ...args], childEnv(env));

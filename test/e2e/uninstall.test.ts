@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { ANNOTATIONS, TRAFFIC_FINALIZER, type RolloutSpec } from '../../src/api/v1alpha1.js';
 import type { FaultProxy } from '../../src/sandbox/faults/proxy.js';
+import { runProcess } from '../../src/sandbox/run-process.js';
 import { waitFor } from '../../src/sandbox/wait.js';
 import { startController, type ControllerProcess } from '../support/controller-process.js';
 import { EventLog } from '../support/events.js';
@@ -36,15 +37,7 @@ interface Run {
 function perch(args: string[]): Promise<Run> {
   const env = { ...process.env };
   delete env.KUBECONFIG;
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [PERCH, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    proc.once('error', reject);
-    proc.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runProcess(process.execPath, [PERCH, ...args], { env });
 }
 
 /** A run whose stdout lines are awaited as they come (to act while it waits). */

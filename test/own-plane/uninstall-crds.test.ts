@@ -2,13 +2,13 @@
 // control plane of its own (it deletes Perch's CRDs): refused writes keep the CRDs, every grant is used, none refused.
 import { CustomObjectsApi, loadAllYaml, type KubernetesObject } from '@kubernetes/client-node';
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startControlPlane, type ControlPlane } from '../../src/sandbox/control-plane/index.js';
 import { repoRoot } from '../../src/sandbox/repo.js';
+import { runProcess } from '../../src/sandbox/run-process.js';
 import { waitFor } from '../../src/sandbox/wait.js';
 import { readAuditLog } from '../support/control-plane.js';
 import { startController, type ControllerProcess } from '../support/controller-process.js';
@@ -23,15 +23,7 @@ const NS = 'shop';
 function perch(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const env = { ...process.env };
   delete env.KUBECONFIG;
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [PERCH, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    proc.once('error', reject);
-    proc.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runProcess(process.execPath, [PERCH, ...args], { env });
 }
 
 const rollout = (name: string, spec: Record<string, unknown>) => ({

@@ -1,6 +1,5 @@
 // Finds or builds the real Helm at the version tools/helm/go.mod pins, cached in ~/.cache/perch/helm/
 // after a first `go build` (a few minutes on 2 cores), and runs it for the chart tests.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import {
 } from '../../src/sandbox/go-build.js';
 import type { KubectlResult } from '../../src/sandbox/kubectl.js';
 import { repoRoot } from '../../src/sandbox/repo.js';
+import { runProcess } from '../../src/sandbox/run-process.js';
 
 export const helmManifestDir = join(repoRoot, 'tools', 'helm');
 export const chartDir = join(repoRoot, 'charts', 'perch');
@@ -73,15 +73,7 @@ export async function helm(kubeconfig: string, args: string[]): Promise<KubectlR
     HELM_CONFIG_HOME: join(home, 'config'),
     HELM_DATA_HOME: join(home, 'data'),
   };
-  return new Promise((resolve, reject) => {
-    const proc = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    proc.once('error', reject);
-    proc.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return runProcess(bin, args, { env });
 }
 
 /** helm that must succeed: its stdout, or an error carrying its stderr. */
