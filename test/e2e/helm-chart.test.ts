@@ -9,6 +9,7 @@ import { crdsDir, repoRoot } from '../../src/sandbox/repo.js';
 import { sharedControlPlane, testNamespace } from '../support/control-plane.js';
 import { chartDir, helm, helmBinary, helmOk, removeHelmHome } from '../support/helm.js';
 import { kubectl, kubectlOk } from '../support/kubectl.js';
+import { serviceMonitorCrdFile } from '../support/prometheus-operator.js';
 
 interface Container {
   args: string[];
@@ -241,7 +242,7 @@ describe('charts/perch: the Helm chart', function () {
     expect(service.metadata.labels).to.deep.include(monitor.spec.selector.matchLabels);
     expect(monitor.spec.namespaceSelector.matchNames).to.deep.equal(['perch-system']);
     expect(monitor.spec.endpoints).to.deep.equal([
-      { port: 'http-metrics', path: '/metrics', interval: '30s' },
+      { port: 'http-metrics', path: '/metrics', interval: '30s', honorLabels: true },
     ]);
   });
 
@@ -335,6 +336,48 @@ describe('charts/perch: the Helm chart', function () {
       expect((await kubectl(kubeconfig, ['get', 'clusterrole', `${release}-perch`])).code).to.equal(1);
     });
   }
+
+  it("its ServiceMonitor passes the Prometheus Operator's own CRD (server dry run), which refuses a broken one", async () => {
+    // The CRD as the Prometheus Operator publishes it (tools/prometheus-operator pins the release).
+    await kubectlOk(kubeconfig, ['apply', '--server-side', '-f', await serviceMonitorCrdFile()]);
+    await kubectlOk(kubeconfig, [
+      'wait',
+      '--for=condition=Established',
+      'crd/servicemonitors.monitoring.coreos.com',
+      '--timeout=60s',
+    ]);
+    const ns = await testNamespace(cp.kubeConfig(), 'helm-monitor');
+    const rendered = await helmOk(kubeconfig, [
+      'template',
+      'mon',
+      chartDir,
+      '--namespace',
+      ns,
+      ...[
+        'metrics.serviceMonitor.enabled=true',
+        'metrics.serviceMonitor.labels.release=kube-prometheus',
+      ].flatMap((x) => ['--set', x]),
+    ]);
+    const monitor = objectsOf(rendered).find((o) => o.kind === 'ServiceMonitor')!;
+    const out = await kubectlOk(
+      kubeconfig,
+      ['apply', '--dry-run=server', '-f', '-'],
+      JSON.stringify(monitor),
+    );
+    expect(out.trim()).to.equal('servicemonitor.monitoring.coreos.com/mon-perch created (server dry run)');
+    // The schema is in force: an endpoint whose port is not a string is refused.
+    const broken = structuredClone(monitor) as KubernetesObject & {
+      spec: { endpoints: { port: unknown }[] };
+    };
+    broken.spec.endpoints[0]!.port = { name: 'http-metrics' };
+    const refused = await kubectl(
+      kubeconfig,
+      ['apply', '--dry-run=server', '-f', '-'],
+      JSON.stringify(broken),
+    );
+    expect(refused.code).to.not.equal(0);
+    expect(refused.stderr).to.match(/spec\.endpoints\[0\]\.port/);
+  });
 
   for (const scope of ['cluster', 'namespace'] as const) {
     it(`helm install (rbac.scope=${scope}) creates every object the chart renders`, async () => {

@@ -1,0 +1,36 @@
+// The Prometheus Operator's own ServiceMonitor CRD, at the release tools/prometheus-operator/go.mod pins,
+// from Go's module cache (`go mod download`, once): the chart tests check charts/perch's ServiceMonitor
+// against the real schema on the sandbox's API server.
+import { join } from 'node:path';
+import { lookupGo } from '../../src/sandbox/control-plane/binaries.js';
+import { repoRoot } from '../../src/sandbox/repo.js';
+import { runProcess } from '../../src/sandbox/run-process.js';
+
+const MODULE = 'github.com/prometheus-operator/prometheus-operator';
+const manifestDir = join(repoRoot, 'tools', 'prometheus-operator');
+
+/** The path of monitoring.coreos.com_servicemonitors.yaml in the module cache (read-only there). */
+export async function serviceMonitorCrdFile(): Promise<string> {
+  const go = lookupGo();
+  if (!go) throw new Error(`Go is needed to fetch ${MODULE} (pinned in tools/prometheus-operator/go.mod)`);
+  // The version comes from go.mod and the checksum from go.sum: no version is named here.
+  const r = await runProcess(go.path, ['mod', 'download', '-json', MODULE], {
+    cwd: manifestDir,
+    env: { ...process.env, GOTOOLCHAIN: 'local' },
+  });
+  const download = (() => {
+    try {
+      return JSON.parse(r.stdout) as { Dir?: string; Error?: string };
+    } catch {
+      return {};
+    }
+  })();
+  if (r.code !== 0 || !download.Dir)
+    throw new Error(`go mod download ${MODULE} failed: ${download.Error ?? r.stderr}`);
+  return join(
+    download.Dir,
+    'example',
+    'prometheus-operator-crd',
+    'monitoring.coreos.com_servicemonitors.yaml',
+  );
+}
