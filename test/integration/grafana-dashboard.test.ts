@@ -85,13 +85,27 @@ describe('Grafana dashboard (deploy/grafana/perch-dashboard.json) over a real co
     startedAt = Date.now();
     await canaryTraffic(env, HEALTHY, 'web-v2');
     await canaryTraffic(env, { rps: 50, errorRate: 1, latencyMs: 20 }, 'web-v3');
+    // The held Rollout first: the namespace's run counters (and the duration histogram) must be scraped at
+    // 0 before any run ends, or increase() has no step to see. On a loaded machine a scrape can miss, and a
+    // rollback of a canary failing every request ends seconds after it starts.
+    await env.createRollout('held', { steps: [{ setWeight: 10 }, { pause: {} }], analysis: analysis() });
+    await waitFor(
+      async () => {
+        const a = await api(scraper, '/api/v1/query', {
+          query:
+            `count(perch_rollout_runs_total{job="${JOB}", namespace="${env.ns}"} == 0) == 3 and on() ` +
+            `(sum(perch_rollout_run_duration_seconds_count{job="${JOB}"}) == 0)`,
+        });
+        return a.status === 'success' && a.data.result.length === 1 ? true : undefined;
+      },
+      { what: 'the scraper to see the run counters at 0', timeoutMs: 30_000, intervalMs: 250 },
+    );
     const checked = [{ setWeight: 20 }, { analysis: { iterations: 2 } }, { setWeight: 60 }];
     await env.createRollout('promoted', {
       steps: [...checked, { analysis: { iterations: 2 } }],
       analysis: analysis(),
     });
     await env.createRollout('rolled-back', { canaryService: 'web-v3', steps: checked, analysis: analysis() });
-    await env.createRollout('held', { steps: [{ setWeight: 10 }, { pause: {} }], analysis: analysis() });
     await env.phase('promoted', 'Succeeded');
     await env.phase('rolled-back', 'Failed');
     await env.phase('held', 'Paused');
