@@ -7,7 +7,8 @@ import { emptyAnalysis, recordRound, worstCheck } from './checks.js';
 import { planOf, type Plan } from './plan.js';
 import { rolloutMachine } from './rollout-machine.js';
 import { routedAt } from './traffic.js';
-import { ACTIVE, checksRun } from './transitions.js';
+import { ACTIVE } from './phases.js';
+import { checksRun } from './transitions.js';
 import type { Decision, Effect, Observation } from './types.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();

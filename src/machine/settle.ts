@@ -7,13 +7,13 @@ import type { Plan } from './plan.js';
 import { liveWeight, trafficEffects } from './traffic.js';
 import {
   checksRun,
-  ACTIVE,
   currentStep,
   deadlineAt,
   holdReason,
   invalidDeadlineAt,
   oneShotEffects,
 } from './transitions.js';
+import { ACTIVE } from './phases.js';
 import type { Decision, Effect, Observation } from './types.js';
 
 /**

@@ -1,6 +1,7 @@
 // Traffic as the machine sees it: whether the routing object routes as planned, which version is live,
 // and the weight writes (and on deletion, the release) that follow from the phase. Pure.
 import { ANNOTATIONS, type RolloutStatus, type RunTarget } from '../api/v1alpha1.js';
+import { ACTIVE } from './phases.js';
 import type { Effect, Observation } from './types.js';
 
 /** The routing object routes exactly as planned at `weight`: stable/canary only, the right root. */
@@ -30,6 +31,13 @@ export function trafficEffects(status: RolloutStatus, obs: Observation): Effect[
   if (routedAt(obs, desired)) return [];
   // Refused by the API server and nothing changed since: sending it again would be refused again.
   if (obs.refused?.canaryWeight === desired) return [];
+  // A run's routing object is made at stable 100 before any canary weight (SPEC §3), its first create
+  // or one after a failed create or a deletion: the weight follows, written on the object the create made.
+  if (obs.traffic === undefined && desired > 0 && ACTIVE.has(status.phase))
+    return [
+      { type: 'setWeights', canaryWeight: 0, drift: false },
+      { type: 'setWeights', canaryWeight: desired, drift: false },
+    ];
   // Perch had written this very weight and it changed since: someone else's hand, undo and say so.
   const drift = obs.traffic !== undefined && obs.traffic.lastWritten === desired;
   const effects: Effect[] = [{ type: 'setWeights', canaryWeight: desired, drift }];

@@ -9,9 +9,6 @@ import type { Decision, Effect, Observation } from './types.js';
 
 export type Transition = (status: RolloutStatus, obs: Observation, plan: Plan) => Decision;
 
-/** The phases of a run in flight: checks are counted and runs go on only in these. */
-export const ACTIVE: ReadonlySet<Phase | undefined> = new Set(['Progressing', 'Paused']);
-
 const iso = (ms: number) => new Date(ms).toISOString();
 /** "1 failed check", "2 failed checks". */
 const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;

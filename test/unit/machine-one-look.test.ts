@@ -56,6 +56,18 @@ describe('machine: one look, as far as the facts allow', () => {
     expect(w.phase()).to.equal('Paused');
   });
 
+  it('a create that failed after the status was written is made again at stable 100 first, then the weight', () => {
+    const w = new World(spec({ steps: [{ setWeight: 10 }, { setWeight: 20 }] }));
+    w.reconcile();
+    expect(w.status?.canaryWeight).to.equal(10);
+    // The status write went through; the create did not (a 500): the routing object is still missing.
+    w.traffic = undefined;
+    w.writes.length = 0;
+    w.reconcile();
+    expect(w.writes).to.deep.equal([0, 10]);
+    expect(w.status?.canaryWeight).to.equal(10);
+  });
+
   it('a run on a routing object that exists writes only its first weight', () => {
     const w = new World(spec({ steps: [{ setWeight: 10 }, { setWeight: 20 }] }));
     w.traffic = { canaryWeight: 0, lastWritten: 0, asPlanned: true, ownedByRef: true };
