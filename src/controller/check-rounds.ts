@@ -119,8 +119,7 @@ export class CheckRounds {
       (results) => {
         if (this.rounds.get(key) !== round) return; // forgotten or replaced meanwhile
         round.results = results;
-        if (results.some((r) => r.verdict === 'Fail')) this.opts.queue.addUrgent(key);
-        else this.opts.queue.add(key);
+        this.requeue(key);
       },
       (err: unknown) => {
         if (this.rounds.get(key) === round) this.rounds.delete(key);

@@ -1,5 +1,6 @@
 // Building a pinned Go command from its tools/<name>/go.mod into a cache folder: the version read from
-// go.mod, go's output as lines, progress in percent of packages, and a staging folder moved into place.
+// go.mod, go's output as lines, progress in percent of packages, and a staging folder moved into place;
+// and downloading a pinned module for the files it ships (CRDs).
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -14,6 +15,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { runProcess } from './run-process.js';
 
 export type Progress = (line: string) => void;
 
@@ -34,6 +36,34 @@ export function pinnedModuleVersion(manifestDir: string, module: string): string
   const version = requiredVersion(readFileSync(join(manifestDir, 'go.mod'), 'utf8'), module);
   if (!version) throw new Error(`no ${module} version in ${manifestDir}/go.mod`);
   return version;
+}
+
+/**
+ * `go mod download` of `module` at the version `manifestDir`/go.mod pins (go.sum holds its checksum), for
+ * files the module ships that are not Go code (CRDs). Returns the module's read-only folder in Go's cache.
+ */
+export async function downloadModule(go: GoToolchain, manifestDir: string, module: string): Promise<string> {
+  const version = pinnedModuleVersion(manifestDir, module);
+  const r = await runProcess(go.path, ['mod', 'download', '-json', module], {
+    cwd: manifestDir,
+    env: { ...process.env, GOTOOLCHAIN: 'local' },
+  });
+  let download: { Version?: string; Dir?: string; Error?: string } = {};
+  try {
+    download = JSON.parse(r.stdout) as typeof download;
+  } catch {
+    // Said below, with what go printed.
+  }
+  if (r.code !== 0 && !download.Error) {
+    const said = [r.stderr, r.stdout].filter(Boolean).join('\n').trim();
+    throw new Error(`go mod download ${module} failed in ${manifestDir}:\n${said}`);
+  }
+  if (download.Error || !download.Dir || download.Version !== version) {
+    throw new Error(
+      `go mod download ${module} gave ${download.Version ?? 'no version'} (want ${version}): ${download.Error ?? ''}`,
+    );
+  }
+  return download.Dir;
 }
 
 /** A cache folder's name per manifest: a change to any of `files` gets a new folder, so never a stale build. */

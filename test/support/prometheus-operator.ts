@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { lookupGo } from '../../src/sandbox/control-plane/binaries.js';
 import { repoRoot } from '../../src/sandbox/repo.js';
-import { runProcess } from '../../src/sandbox/run-process.js';
+import { downloadModule } from '../../src/sandbox/go-build.js';
 
 const MODULE = 'github.com/prometheus-operator/prometheus-operator';
 const manifestDir = join(repoRoot, 'tools', 'prometheus-operator');
@@ -13,24 +13,6 @@ const manifestDir = join(repoRoot, 'tools', 'prometheus-operator');
 export async function serviceMonitorCrdFile(): Promise<string> {
   const go = lookupGo();
   if (!go) throw new Error(`Go is needed to fetch ${MODULE} (pinned in tools/prometheus-operator/go.mod)`);
-  // The version comes from go.mod and the checksum from go.sum: no version is named here.
-  const r = await runProcess(go.path, ['mod', 'download', '-json', MODULE], {
-    cwd: manifestDir,
-    env: { ...process.env, GOTOOLCHAIN: 'local' },
-  });
-  const download = (() => {
-    try {
-      return JSON.parse(r.stdout) as { Dir?: string; Error?: string };
-    } catch {
-      return {};
-    }
-  })();
-  if (r.code !== 0 || !download.Dir)
-    throw new Error(`go mod download ${MODULE} failed: ${download.Error ?? r.stderr}`);
-  return join(
-    download.Dir,
-    'example',
-    'prometheus-operator-crd',
-    'monitoring.coreos.com_servicemonitors.yaml',
-  );
+  const moduleDir = await downloadModule(go, manifestDir, MODULE);
+  return join(moduleDir, 'example', 'prometheus-operator-crd', 'monitoring.coreos.com_servicemonitors.yaml');
 }

@@ -1,13 +1,12 @@
 // Finds the official Gateway API CRDs (standard channel) at the version tools/gateway-api/go.mod pins.
 // Order: $PERCH_GATEWAY_API_CRDS, then our cache, then a one-time `go mod download` of the module.
 import type { V1CustomResourceDefinition } from '@kubernetes/client-node';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { gatewayApiManifestDir } from '../repo.js';
 import { cacheBase, lookupGo, type Progress } from './binaries.js';
 import { readCrds } from './crds.js';
+import { downloadModule, pinnedModuleVersion } from '../go-build.js';
 
 export const GATEWAY_API_CRDS_ENV = 'PERCH_GATEWAY_API_CRDS';
 const MODULE = 'sigs.k8s.io/gateway-api';
@@ -31,11 +30,7 @@ function goMod(manifestDir: string): string {
 
 /** The Gateway API version pinned in tools/gateway-api/go.mod (the one place it is written). */
 export function pinnedGatewayApiVersion(manifestDir = gatewayApiManifestDir): string {
-  const match = /^\s*(?:require\s+)?sigs\.k8s\.io\/gateway-api\s+(v\d+\.\d+\.\d+)\s*$/m.exec(
-    goMod(manifestDir),
-  );
-  if (!match?.[1]) throw new Error(`no ${MODULE} version in ${manifestDir}/go.mod`);
-  return match[1];
+  return pinnedModuleVersion(manifestDir, MODULE);
 }
 
 /** Where the CRD files of `version` are cached: a folder per version, written once. */
@@ -104,12 +99,6 @@ function checkedCrds(dir: string, version: string, where: string, fix: string): 
   return crds;
 }
 
-interface ModuleDownload {
-  Version?: string;
-  Dir?: string;
-  Error?: string;
-}
-
 /** `go mod download` of the pinned module, then its standard-channel CRD files copied into `dir`. */
 async function fetchIntoCache(dir: string, version: string, manifestDir: string, progress: Progress) {
   const go = lookupGo();
@@ -125,25 +114,8 @@ async function fetchIntoCache(dir: string, version: string, manifestDir: string,
     );
   }
   progress(`fetching the Gateway API CRDs ${version} (standard channel) with ${go.version} (first run only)`);
-  let download: ModuleDownload;
-  try {
-    // The version comes from go.mod and the checksum from go.sum: no version is named here.
-    const { stdout } = await promisify(execFile)(go.path, ['mod', 'download', '-json', MODULE], {
-      cwd: manifestDir,
-      env: { ...process.env, GOTOOLCHAIN: 'local' },
-    });
-    download = JSON.parse(stdout) as ModuleDownload;
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string; message: string };
-    const said = [e.stderr, e.stdout].filter(Boolean).join('\n').trim() || e.message;
-    throw new Error(`go mod download ${MODULE} failed in ${manifestDir}:\n${said}`, { cause: err });
-  }
-  if (download.Error || !download.Dir || download.Version !== version) {
-    throw new Error(
-      `go mod download ${MODULE} gave ${download.Version ?? 'no version'} (want ${version}): ${download.Error ?? ''}`,
-    );
-  }
-  const standard = join(download.Dir, 'config', 'crd', 'standard');
+  const moduleDir = await downloadModule(go, manifestDir, MODULE);
+  const standard = join(moduleDir, 'config', 'crd', 'standard');
   // Only the files that hold CRDs. The folder also has a ValidatingAdmissionPolicy (safe-upgrades) that
   // guards a long-lived cluster's later upgrades (no experimental over standard, no downgrade): the
   // sandbox starts empty every time and never upgrades, and a policy on every CRD write is start-up cost.
