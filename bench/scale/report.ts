@@ -40,6 +40,8 @@ export interface SideResult {
   /** Queries Prometheus answered on /api/v1/query over the run, and the check rounds the controller made. */
   prometheusQueries?: number;
   rounds?: number;
+  /** The controller's event-loop delay from its start to the run's end (prom-client's nodejs_eventloop_lag_*). */
+  eventLoopDelayMs?: { p99: number | undefined; max: number | undefined };
   /** CPU seconds over the run window. */
   apiServerCpuSeconds: number;
   etcdCpuSeconds: number;
@@ -217,6 +219,17 @@ function rows(c: Comparison): Row[] {
             ? r.prometheusQueries / r.rounds
             : undefined,
       format: dp(2),
+    },
+    {
+      name: 'controller event-loop delay p99',
+      note: "from its start to the run's end (nodejs_eventloop_lag_p99_seconds): how long a ready answer can wait",
+      get: (r) => (r.eventLoopDelayMs ? r.eventLoopDelayMs.p99 : NOT_MEASURED),
+      format: ms,
+    },
+    {
+      name: 'controller event-loop delay max',
+      get: (r) => (r.eventLoopDelayMs ? r.eventLoopDelayMs.max : NOT_MEASURED),
+      format: ms,
     },
     {
       name: 'kube-apiserver CPU per run',

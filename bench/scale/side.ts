@@ -190,7 +190,7 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
   try {
     const cp = await startControlPlane({ auditLog });
     cleanups.push(() => cp.stop());
-    const target = await startOsmMetricsTarget();
+    const target = await startOsmMetricsTarget({ durations: false });
     cleanups.push(() => target.close());
     for (const m of all) target.set(NAMESPACE, m.canary, m.faulty ? FAULTY : HEALTHY);
     const prometheus = await startPrometheus({
@@ -289,6 +289,13 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
     const queries1 = await prometheusQueries(prometheus.url);
     const ctlMetrics = await scrape(`http://${ctl.metricsAddress}/metrics`);
     const rounds = sumSamples(ctlMetrics, 'perch_analysis_checks_total');
+    // prom-client's event-loop delay histogram, since the controller's start: nothing else scrapes it.
+    const lagMs = (name: string) =>
+      ctlMetrics.includes(`\n${name} `) ? sumSamples(ctlMetrics, name) * 1000 : undefined;
+    const eventLoopDelayMs = {
+      p99: lagMs('nodejs_eventloop_lag_p99_seconds'),
+      max: lagMs('nodejs_eventloop_lag_max_seconds'),
+    };
 
     step(`idle for ${o.idleMs / 1000} s`);
     const idleFrom = Date.now();
@@ -369,6 +376,7 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
       faulty: all.filter((m) => m.faulty).length,
       prometheusQueries: queries1 - queries0,
       rounds,
+      eventLoopDelayMs,
       apiServerCpuSeconds: (cpu1.apiServer - cpu0.apiServer) / 1000,
       etcdCpuSeconds: (cpu1.etcd - cpu0.etcd) / 1000,
       prometheusCpuSeconds: (cpu1.prometheus - cpu0.prometheus) / 1000,

@@ -46,3 +46,27 @@ describe('OSM metrics target', () => {
     expect(await requestsByCode(target, 'web-v2')).to.deep.equal({ '500': 10 });
   });
 });
+
+describe('OSM metrics target without durations', () => {
+  it('exports osm_request_total alone, with the same exact counts, and no latency histogram', async () => {
+    let now = 0;
+    const full = await startOsmMetricsTarget({ clock: () => now });
+    const slim = await startOsmMetricsTarget({ clock: () => now, durations: false });
+    try {
+      for (const t of [full, slim]) t.set('ns', 'web-v2', { rps: 10, errorRate: 0.2, latencyMs: 5 });
+      now = 3000;
+      const names = async (t: OsmMetricsTarget) =>
+        new Set(
+          (await (await fetch(t.url)).text())
+            .split('\n')
+            .filter((l) => l.startsWith('osm_'))
+            .map((l) => l.slice(0, l.search(/[{ ]/))),
+        );
+      expect([...(await names(full))]).to.include('osm_request_duration_ms_bucket');
+      expect([...(await names(slim))]).to.deep.equal(['osm_request_total']);
+      expect(await requestsByCode(slim, 'web-v2')).to.deep.equal({ '200': 24, '500': 6 });
+    } finally {
+      await Promise.all([full.close(), slim.close()]);
+    }
+  });
+});

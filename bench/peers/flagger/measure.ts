@@ -65,7 +65,7 @@ export async function measureFlagger(
     stops.push(() => cp.stop());
     const kc = cp.kubeConfig();
     await installCrds(kc, build.crds);
-    const target = await startOsmMetricsTarget();
+    const target = await startOsmMetricsTarget({ durations: false });
     stops.push(() => target.close());
     const prometheus = await startPrometheus({
       jobs: [{ name: 'mesh', targets: [target.target] }],
