@@ -86,7 +86,7 @@ export async function measurePeer(
 function description(s: ScaleSettings, base: BaselineBuild | undefined, peer: Peer | undefined): string {
   return [
     `N Rollouts (N = ${s.ns.join(', ')}) in one namespace of a fresh sandbox per side, each with its own three`,
-    `Services (root, stable, canary), one Prometheus success-rate metric (SPEC §2's query, window = interval)`,
+    `headless Services (root, stable, canary), one Prometheus success-rate metric (SPEC §2's query, window = interval)`,
     `checked every ${INTERVAL}, steps [setWeight 10, analysis {iterations: 1}, setWeight 50, analysis {iterations: 1},`,
     'setWeight 100], the Services then all Rollouts created at once (32 requests in flight). A real Prometheus',
     'scrapes an OSM-shaped metrics target every 2 s (2 requests/s per canary); every tenth canary answers only',

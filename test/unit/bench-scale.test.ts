@@ -18,7 +18,7 @@ import {
 } from '../../bench/scale/rollback.js';
 import { BENCH_USER_AGENT, controllerRequest, sumSamples } from '../../bench/scale/side.js';
 import type { Rollout } from '../../src/api/v1alpha1.js';
-import { members, rolloutBody } from '../../bench/scale/workload.js';
+import { members, rolloutBody, serviceBody } from '../../bench/scale/workload.js';
 import { existingSections, section, selectBenchmarks } from '../../bench/sections.js';
 import type { Benchmark } from '../../bench/run.js';
 
@@ -201,6 +201,10 @@ describe('bench/scale: the workload and settings', () => {
     });
     expect(new Set(all.flatMap((m) => [m.service, m.stable, m.canary])).size).to.equal(300);
     expect(() => members(0)).to.throw(/whole number/);
+    // Headless: no cluster IP to allocate, which kube-apiserver 1.33 does in time growing with their number.
+    expect(serviceBody('app-0-stable')).to.deep.include({
+      spec: { clusterIP: 'None', ports: [{ port: 80, name: 'http' }], selector: { app: 'app-0-stable' } },
+    });
   });
 
   it('gives each Rollout the steps and the 10 s success-rate check of the issue', () => {
