@@ -1,7 +1,8 @@
 // The benchmarks' reading of the API server's audit log: one client's requests counted once each, by verb and
 // resource, in named time windows, with reads outside watches apart. Streams the file, so a long run fits.
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { auditLogFiles } from '../src/sandbox/control-plane/kube-apiserver.js';
 
 /** One audit event, the fields the benchmarks read (audit.k8s.io/v1 Event, JSON lines). */
 export interface AuditEvent {
@@ -149,22 +150,26 @@ export function tallyAudit<W extends string>(
 }
 
 /**
- * Feeds every complete JSON line of an audit log to `onEvent`, streaming (the log may be gigabytes); a line
- * cut short (still being written, or the API server stopped mid-line) is skipped. Returns the events read.
+ * Feeds every complete JSON line of an audit log, its rotated backups first, to `onEvent`, streaming (the
+ * log may be gigabytes); a line cut short (still being written, or the API server stopped mid-line) is
+ * skipped. Returns the events read.
  */
 export async function readAuditLog(file: string, onEvent: (e: AuditEvent) => void): Promise<number> {
-  const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
   let count = 0;
-  for await (const line of lines) {
-    if (line.trim() === '') continue;
-    let e: AuditEvent;
-    try {
-      e = JSON.parse(line) as AuditEvent;
-    } catch {
-      continue;
+  for (const part of auditLogFiles(file)) {
+    if (!existsSync(part)) continue;
+    const lines = createInterface({ input: createReadStream(part, 'utf8'), crlfDelay: Infinity });
+    for await (const line of lines) {
+      if (line.trim() === '') continue;
+      let e: AuditEvent;
+      try {
+        e = JSON.parse(line) as AuditEvent;
+      } catch {
+        continue;
+      }
+      onEvent(e);
+      count++;
     }
-    onEvent(e);
-    count++;
   }
   return count;
 }

@@ -8,7 +8,7 @@ import {
   type KubeConfig,
   type KubernetesObject,
 } from '@kubernetes/client-node';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -225,6 +225,12 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
       nodeArgs: o.nodeArgs,
     });
     cleanups.push(() => ctl.stop());
+    // Its log outlives the run's folder: what it said about watches, relists and errors at this N.
+    const logFile = join(tmpdir(), `perch-bench-scale-${o.n}-${o.label.split(' ')[0]}.controller.log`);
+    cleanups.push(() => {
+      writeFileSync(logFile, ctl.logs.map((l) => JSON.stringify(l)).join('\n'));
+      step(`the controller's log: ${logFile}`);
+    });
     await readyController(ctl.metricsAddress);
     await pause(3_000);
     const idleRssKiB = rssKiB(ctl.pid);

@@ -7,12 +7,14 @@ import {
   AuditTally,
   auditTime,
   isCountedStage,
+  readAuditLog,
   requestKey,
   tallyAudit,
   tallyAuditFile,
   userAgentOf,
   type AuditEvent,
 } from '../../bench/audit-tally.js';
+import { auditLogFiles } from '../../src/sandbox/control-plane/kube-apiserver.js';
 
 const FLAGGER = 'flagger/v0.0.0 (linux/amd64) kubernetes/$Format';
 const PERCH = 'perch-controller/0.1.0 (linux/x64) abc';
@@ -132,6 +134,31 @@ describe('bench audit tally', () => {
       writeFileSync(file, `${lines.join('\n')}\n\n{"stage":"ResponseCompl`);
       const t = await tallyAuditFile(file, userAgentOf('flagger'), windows);
       expect(t.run).to.deep.include({ total: 2, writes: 1, reads: 1 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads the backups kube-apiserver rotated the log into (at 100 MB), oldest first, then the log itself', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'perch-audit-tally-'));
+    try {
+      const file = join(dir, 'audit.log');
+      const write = (name: string, ...events: AuditEvent[]) =>
+        writeFileSync(join(dir, name), events.map((e) => `${JSON.stringify(e)}\n`).join(''));
+      write('audit-2026-11-30T10-07-00.000.log', at(2, { verb: 'patch', objectRef: canaryStatus }));
+      write('audit-2026-11-30T10-05-00.000.log', at(1, { verb: 'create', objectRef: canaryStatus }));
+      write('audit.log', at(3, { verb: 'get', objectRef: { resource: 'services' } }));
+      write('audit-other.log', at(4, { verb: 'delete', objectRef: canaryStatus })); // not a backup of audit.log
+      expect(auditLogFiles(file).map((f) => f.slice(dir.length + 1))).to.deep.equal([
+        'audit-2026-11-30T10-05-00.000.log',
+        'audit-2026-11-30T10-07-00.000.log',
+        'audit.log',
+      ]);
+      const verbs: string[] = [];
+      expect(await readAuditLog(file, (e) => verbs.push(e.verb ?? ''))).to.equal(3);
+      expect(verbs).to.deep.equal(['create', 'patch', 'get']);
+      const t = await tallyAuditFile(file, userAgentOf('flagger'), windows);
+      expect(t.run).to.deep.include({ total: 3, writes: 2, reads: 1 });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

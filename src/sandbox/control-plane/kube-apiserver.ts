@@ -1,7 +1,7 @@
 // kube-apiserver for the sandbox: RBAC on, anonymous refused, static bearer tokens, loopback only.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { join } from 'node:path';
+import { basename, dirname, extname, join } from 'node:path';
 import { startChild, untilReady, type Child } from '../child-process.js';
 import { LOOPBACK } from '../free-port.js';
 import { waitFor } from '../wait.js';
@@ -62,10 +62,33 @@ function args(c: ApiServerConfig): string[] {
     const policy = join(c.dir, 'audit-policy.yaml');
     writeFileSync(policy, AUDIT_POLICY);
     a.push(`--audit-policy-file=${policy}`, `--audit-log-path=${c.auditLog}`, '--audit-log-format=json');
+    // Rotated at 100 MB all the same: kube-apiserver 1.33 reads a maxsize of 0 as its logger's default
+    // (kubernetes#136478, fixed later). A reader of the whole log takes auditLogFiles().
     a.push('--audit-log-mode=blocking', '--audit-log-maxsize=0');
   }
   return a;
 }
+
+/**
+ * The files of the audit log at `path`, oldest first: the backups its rotation made (`audit-<UTC time>.log`
+ * beside `audit.log`, the time sorting as the name does), then `path` itself.
+ */
+export function auditLogFiles(path: string): string[] {
+  const dir = dirname(path);
+  const ext = extname(path);
+  const stem = basename(path, ext);
+  const rotated = new RegExp(
+    `^${escapeRegExp(stem)}-\\d{4}-\\d{2}-\\d{2}T\\d{2}-\\d{2}-\\d{2}\\.\\d{3}${escapeRegExp(ext)}$`,
+  );
+  const backups = existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => rotated.test(f))
+        .sort()
+    : [];
+  return [...backups.map((f) => join(dir, f)), path];
+}
+
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** The CA bundle kube-apiserver wrote for its self-signed serving certificate. */
 export function servingCaPath(dir: string): string {
