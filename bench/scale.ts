@@ -103,7 +103,8 @@ function description(s: ScaleSettings, base: BaselineBuild | undefined, peer: Pe
     "alone at 100. The same **from the round due**: from the failing round's due time (the status.analysis.nextCheckAt",
     "it answered, as the harness's watch saw it), so a round started late by a busy queue counts too.",
     'Prometheus queries per check round: its own prometheus_http_requests_total for /api/v1/query over the run',
-    "÷ the controller's perch_analysis_checks_total (one metric, so one check per round).",
+    "÷ the controller's perch_analysis_checks_total (one metric, so one check per round). Reconciles and the",
+    "event-loop delay (p99, max) are the controller's own /metrics at the run's end, from its start.",
     base
       ? `Each value is before → after (after ÷ before): before = ${base.rev} (${base.commit.slice(0, 10)}), built by` +
         ' git archive + tsc into a temp folder; after = this working tree. The two sides run one after the other' +

@@ -40,6 +40,8 @@ export interface SideResult {
   /** Queries Prometheus answered on /api/v1/query over the run, and the check rounds the controller made. */
   prometheusQueries?: number;
   rounds?: number;
+  /** Reconciles the controller ran, from its start to the run's end (perch_reconcile_duration_seconds_count). */
+  reconciles?: number;
   /** The controller's event-loop delay from its start to the run's end (prom-client's nodejs_eventloop_lag_*). */
   eventLoopDelayMs?: { p99: number | undefined; max: number | undefined };
   /** CPU seconds over the run window. */
@@ -219,6 +221,12 @@ function rows(c: Comparison): Row[] {
             ? r.prometheusQueries / r.rounds
             : undefined,
       format: dp(2),
+    },
+    {
+      name: 'reconciles per run',
+      note: 'perch_reconcile_duration_seconds_count ÷ N: each write brings its watch event back, and with it a look',
+      get: (r) => (r.reconciles === undefined ? NOT_MEASURED : perRun(r, r.reconciles)),
+      format: dp(1),
     },
     {
       name: 'controller event-loop delay p99',

@@ -295,6 +295,7 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
     const queries1 = await prometheusQueries(prometheus.url);
     const ctlMetrics = await scrape(`http://${ctl.metricsAddress}/metrics`);
     const rounds = sumSamples(ctlMetrics, 'perch_analysis_checks_total');
+    const reconciles = sumSamples(ctlMetrics, 'perch_reconcile_duration_seconds_count');
     // prom-client's event-loop delay histogram, since the controller's start: nothing else scrapes it.
     const lagMs = (name: string) =>
       ctlMetrics.includes(`\n${name} `) ? sumSamples(ctlMetrics, name) * 1000 : undefined;
@@ -382,6 +383,7 @@ export async function runSide(o: SideOptions): Promise<SideResult> {
       faulty: all.filter((m) => m.faulty).length,
       prometheusQueries: queries1 - queries0,
       rounds,
+      reconciles,
       eventLoopDelayMs,
       apiServerCpuSeconds: (cpu1.apiServer - cpu0.apiServer) / 1000,
       etcdCpuSeconds: (cpu1.etcd - cpu0.etcd) / 1000,

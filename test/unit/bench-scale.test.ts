@@ -284,6 +284,7 @@ const side = (over: Partial<SideResult>): SideResult => ({
   faulty: 1,
   prometheusQueries: 30,
   rounds: 30,
+  reconciles: 95,
   eventLoopDelayMs: { p99: 12, max: 40 },
   apiServerCpuSeconds: 2,
   etcdCpuSeconds: 0.5,
@@ -351,6 +352,7 @@ describe('bench/scale: the figures', () => {
     expect(value('controller CPU per run')).to.equal('150 ms → 150 ms (×1.00)');
     expect(value('RSS per Rollout above idle')).to.equal('1024 KiB → 1024 KiB (×1.00)');
     expect(value('idle CPU, 60 s after all finished')).to.equal('1.00 % → 1.00 % (×1.00)');
+    expect(value('reconciles per run')).to.equal('9.5 → 9.5 (×1.00)');
     expect(value('controller event-loop delay p99')).to.equal('12.0 ms → 12.0 ms (×1.00)');
     expect(value('controller event-loop delay max')).to.equal('40.0 ms → 40.0 ms (×1.00)');
     expect(value('before did not finish as expected')).to.equal('7 of 10 ended, 1 in an unexpected phase');
@@ -370,6 +372,7 @@ describe('bench/scale: the figures', () => {
       rounds: undefined,
       createMs: undefined,
       eventLoopDelayMs: undefined,
+      reconciles: undefined,
     });
     const figures = comparisonFigures({ n: 10, after: side({ rollbackFromDueMs: [30, 40] }), peer });
     const value = (name: string) => figures.find((f) => f.name === `N = 10: ${name}`)?.value;
@@ -391,6 +394,7 @@ describe('bench/scale: the figures', () => {
       'Prometheus queries per check round',
       'creating the N Rollouts (client side)',
       'controller event-loop delay p99',
+      'reconciles per run',
     ])
       expect(value(name), name).to.match(/; Flagger v1\.36\.1 not measured$/);
     expect(value('rollback latency p50')).to.equal('10.0 ms; Flagger v1.36.1 not measured');
