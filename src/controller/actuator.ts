@@ -44,11 +44,6 @@ export class KubeActuator {
     return this.recorder.record(rolloutRef(rollout), type, reason, message);
   }
 
-  /** Resolves when every Event recorded so far is written or given up on. */
-  eventsWritten(): Promise<void> {
-    return this.recorder.flushed();
-  }
-
   /**
    * The writes of one reconcile of `rollout` as cached. Status and annotation writes carry the version
    * they were decided on, followed through the reconcile as each write returns the next one.

@@ -5,7 +5,6 @@ import { ANNOTATIONS, type MetricTemplate, type Rollout } from '../api/v1alpha1.
 import { Informer } from '../k8s/informer.js';
 import { configureClient } from '../k8s/client-config.js';
 import { LeaderElector } from '../k8s/leader-election.js';
-import { inLane } from '../k8s/rate-limiter.js';
 import { countKubeRequests } from '../k8s/request-metrics.js';
 import type { RouteResource, RouteTarget } from '../k8s/router.js';
 import { Routers } from '../k8s/routers.js';
@@ -291,11 +290,7 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     }
   }
 
-  /** A key from the urgent line (a failed round: a rollback, maybe) sends its writes ahead of routine ones too. */
-  const handle = (k: string, { urgent }: { urgent: boolean }): Promise<void> =>
-    urgent ? inLane('urgent', () => reconcileKey(k)) : reconcileKey(k);
-
-  async function reconcileKey(k: string): Promise<void> {
+  async function handle(k: string): Promise<void> {
     const [namespace, name] = k.split('/') as [string, string];
     const rollout = rollouts.get(name, namespace);
     if (!rollout) return forget(k, namespace, name);
@@ -399,8 +394,6 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
     metricsAddress: http.address,
     async stop() {
       await queue.shutdown();
-      // Reconciles do not wait for their Events; those recorded are written before the lease goes.
-      await actuator.eventsWritten();
       rounds.stop();
       for (const i of [rollouts, services, templates, ...routes.values()]) i.stop();
       catalogue?.stop();

@@ -171,8 +171,7 @@ export async function reconcile(
   // Order of writes, so that a crash between any two neither skips nor repeats a step:
   // 1. status: it records the step the run is on and the weights it wants. The status is the memory.
   // 2. events, which describe what the status now says (a failure further on cannot lose them). They
-  //    go out beside the writes that follow, and the reconcile does not wait for them: a rollback's
-  //    stable 100 waits for no Event, nor the next Rollout's reconcile for this one's.
+  //    go out beside the writes that follow, not before them: a rollback's stable 100 waits for no Event.
   // 3. TrafficSplit: brought to those weights. A crash before this leaves weights behind the status;
   //    the next reconcile sees them differ from what the status wants and from what Perch last wrote
   //    there, finishes the write (no drift), and only then lets the next step begin, as the machine
@@ -183,16 +182,22 @@ export async function reconcile(
   // 5. on deletion: the live version's weight, then the release of the routing object, then the
   //    finalizer, last of all: a failure anywhere keeps the Rollout (and the finalizer) for a retry.
   if (!deleting) await act.patchStatus(rollout, rollout.status, decision.status);
-  // The recorder writes one Rollout's Events in the order told (a person reads them so); an Event write
-  // never fails the reconcile.
-  for (const e of by('event')) void act.event(rollout, e.eventType, e.reason, e.message);
-  // Two only where a run starts on a routing object it creates: stable 100, then the first weight on it.
-  let route = current;
-  for (const e of by('setWeights')) route = await act.setWeights(target, e.canaryWeight, route);
-  if (by('releaseTraffic').length > 0 && current) await act.releaseTraffic(target, current);
-  const cleared = by('clearAnnotation').map((e) => e.key);
-  if (cleared.length > 0) await act.clearAnnotations(rollout, cleared);
-  if (by('removeFinalizer').length > 0) await act.removeFinalizer(rollout);
+  // In order among themselves (a person reads them so); an Event write never fails the reconcile.
+  const told = by('event').reduce(
+    (previous, e) => previous.then(() => act.event(rollout, e.eventType, e.reason, e.message)),
+    Promise.resolve(),
+  );
+  try {
+    // Two only where a run starts on a routing object it creates: stable 100, then the first weight on it.
+    let route = current;
+    for (const e of by('setWeights')) route = await act.setWeights(target, e.canaryWeight, route);
+    if (by('releaseTraffic').length > 0 && current) await act.releaseTraffic(target, current);
+    const cleared = by('clearAnnotation').map((e) => e.key);
+    if (cleared.length > 0) await act.clearAnnotations(rollout, cleared);
+    if (by('removeFinalizer').length > 0) await act.removeFinalizer(rollout);
+  } finally {
+    await told;
+  }
 
   hooks.observed?.(rollout, rollout.status, decision.status, obs.checks);
   const requeue = by('requeueAfter').map((e) => e.ms);

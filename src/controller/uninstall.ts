@@ -191,8 +191,6 @@ export class Uninstaller {
     };
     const view = viewOf(rollout, services, route, this.routers);
     await reconcile(asDeleting(rollout, now), view, recording, { checks: async () => [] }, now);
-    // A reconcile does not wait for its Events; this program ends when its work does.
-    await this.actuator.eventsWritten();
   }
 
   /** The Rollout now; undefined when it is gone. */

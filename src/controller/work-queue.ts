@@ -44,8 +44,7 @@ export interface WorkQueueStats {
   longestRunningMs: number;
 }
 
-/** `urgent`: the key came from the urgent line (addUrgent), so its handler's requests may go first too. */
-export type Handler<K> = (key: K, taken: { urgent: boolean }) => Promise<void>;
+export type Handler<K> = (key: K) => Promise<void>;
 
 const DEFAULT_BASE_MS = 100;
 const DEFAULT_MAX_MS = 30_000;
@@ -218,11 +217,10 @@ export class WorkQueue<K = string> {
 
   private async work(handler: Handler<K>, reserve: boolean): Promise<void> {
     for (;;) {
-      const taken = await this.take(reserve);
-      if (taken === STOP) return;
-      const { key, urgent } = taken;
+      const key = await this.take(reserve);
+      if (key === STOP) return;
       try {
-        await handler(key, { urgent });
+        await handler(key);
         if (!this.backedOffInRun.has(key)) this.forget(key);
       } catch (error) {
         this.counters.failures++;
@@ -240,19 +238,19 @@ export class WorkQueue<K = string> {
     }
   }
 
-  private async take(reserve: boolean): Promise<{ key: K; urgent: boolean } | typeof STOP> {
+  private async take(reserve: boolean): Promise<K | typeof STOP> {
     for (;;) {
       if (this.stopping) return STOP;
       const urgent = this.fast.values().next();
       const next = urgent.done && !reserve ? this.queue.values().next() : urgent;
       if (!next.done) {
         const key = next.value;
-        const urgent = this.fast.delete(key);
+        this.fast.delete(key);
         this.queue.delete(key);
         this.dirty.delete(key);
         this.waitingSince.delete(key);
         this.processing.set(key, this.clock.now());
-        return { key, urgent };
+        return key;
       }
       await new Promise<void>((wake) => (reserve ? this.idleReserve : this.idle).push(wake));
     }

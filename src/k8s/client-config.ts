@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { repoRoot } from '../sandbox/repo.js';
 import { PooledAgent } from './api-agent.js';
 import { nodeHttpLibrary } from './http-library.js';
-import { currentLane, DEFAULT_RATE_LIMIT, TokenBucket, type RateLimit } from './rate-limiter.js';
+import { DEFAULT_RATE_LIMIT, TokenBucket, type RateLimit } from './rate-limiter.js';
 
 /** How long a request other than a watch may take, answer included, unless told otherwise. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
@@ -128,9 +128,8 @@ export function configureClient(kc: KubeConfig, opts: ClientOptions = {}): KubeC
     const path = new URL(context.getUrl()).pathname;
     const lease = path.startsWith(LEASES);
     const given = context.getSignal();
-    // In line first (in the caller's lane), then on the clock: the timeout is for the API server's answer,
-    // not for our own queue.
-    if (!lease) await settings.bucket.take(given, currentLane());
+    // In line first, then on the clock: the timeout is for the API server's answer, not for our own queue.
+    if (!lease) await settings.bucket.take(given);
     const signal = deadlines.signal(settings.requestTimeoutMs);
     context.setSignal(given ? AbortSignal.any([given, signal]) : signal);
     const method = context.getHttpMethod().toString();

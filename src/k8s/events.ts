@@ -11,7 +11,6 @@ import {
 import { hostname } from 'node:os';
 import { API_VERSION } from '../api/v1alpha1.js';
 import { apiError, type ApiError } from './api-error.js';
-import { inLane } from './rate-limiter.js';
 
 export const EVENT_SOURCE_COMPONENT = 'perch-controller';
 export const REPORTING_CONTROLLER = 'perch.dev/controller';
@@ -59,7 +58,7 @@ export class EventRecorder {
   private readonly now: () => number;
   /** Insertion-ordered, so the first key is the least recently recorded one. */
   private readonly remembered = new Map<string, Remembered>();
-  /** Per Rollout, its last Event write in flight: the next waits for it, so they go out in order. */
+  /** Per key, the last write in flight: repeats wait for it, or both would create an Event. */
   private readonly inFlight = new Map<string, Promise<void>>();
   private sequence = 0;
 
@@ -74,40 +73,20 @@ export class EventRecorder {
     this.now = opts.now ?? Date.now;
   }
 
-  /**
-   * Records an Event on the Rollout, timed now. Resolves when written or given up on; never rejects.
-   * One Rollout's Events are written one at a time, in the order recorded (a person reads them so; and
-   * a repeat must find the Event it counts on), in the rate limit's background lane: behind every
-   * reconcile's own writes when requests queue.
-   */
+  /** Records an Event on the Rollout. Resolves when written or given up on; never rejects. */
   record(rollout: RolloutRef, type: EventType, reason: string, message: string): Promise<void> {
     const key = JSON.stringify([rollout.namespace, rollout.name, rollout.uid, type, reason, message]);
-    const object = JSON.stringify([rollout.namespace, rollout.name, rollout.uid]);
-    const at = this.now();
-    const previous = this.inFlight.get(object) ?? Promise.resolve();
-    const next = inLane('background', () =>
-      previous.then(() => this.write(key, rollout, type, reason, message, at)),
-    );
-    this.inFlight.set(object, next);
+    const previous = this.inFlight.get(key) ?? Promise.resolve();
+    const next = previous.then(() => this.write(key, rollout, type, reason, message));
+    this.inFlight.set(key, next);
     void next.finally(() => {
-      if (this.inFlight.get(object) === next) this.inFlight.delete(object);
+      if (this.inFlight.get(key) === next) this.inFlight.delete(key);
     });
     return next;
   }
 
-  /** Resolves when every Event recorded so far is written or given up on. */
-  async flushed(): Promise<void> {
-    await Promise.all(this.inFlight.values());
-  }
-
-  private async write(
-    key: string,
-    rollout: RolloutRef,
-    type: EventType,
-    reason: string,
-    message: string,
-    now: number,
-  ) {
+  private async write(key: string, rollout: RolloutRef, type: EventType, reason: string, message: string) {
+    const now = this.now();
     try {
       const seen = this.remembered.get(key);
       if (seen && now - seen.lastSeen < this.windowMs) {

@@ -1,6 +1,5 @@
 // The controller's client-side rate limit on API requests: a token bucket as client-go's (burst tokens
-// to start, refilled at qps per second), whose waiters go out by lane, each lane in the order it asked.
-import { AsyncLocalStorage } from 'node:async_hooks';
+// to start, refilled at qps per second), whose waiters go out strictly in the order they asked.
 
 /** The clock the bucket reads and arms; tests pass a fake one (@sinonjs/fake-timers). */
 export interface BucketClock {
@@ -46,26 +45,6 @@ export function rateLimitError(
   return undefined;
 }
 
-/**
- * Who waits for a token first when requests queue: a rollback's writes, then a reconcile's, then Events.
- * A rollback must not wait behind a thousand routine writes, nor a step's write behind the Events that
- * tell of other steps (controller-runtime gives Events a client and a limit of their own for this).
- */
-export type Lane = 'urgent' | 'normal' | 'background';
-const LANES: readonly Lane[] = ['urgent', 'normal', 'background'];
-
-const lanes = new AsyncLocalStorage<Lane>();
-
-/** Runs `fn` with every API request it makes (awaited or not) in `lane`. */
-export function inLane<T>(lane: Lane, fn: () => T): T {
-  return lanes.run(lane, fn);
-}
-
-/** The lane of the code running now: set by inLane, else normal. */
-export function currentLane(): Lane {
-  return lanes.getStore() ?? 'normal';
-}
-
 interface Waiter {
   go: () => void;
   onAbort: () => void;
@@ -79,8 +58,8 @@ export class TokenBucket {
   private readonly clock: BucketClock;
   private tokens: number;
   private filledAt: number;
-  /** Requests waiting for a token, a line per lane (LANES' order), each first come first served. */
-  private readonly lines: Record<Lane, Waiter[]> = { urgent: [], normal: [], background: [] };
+  /** Requests waiting for a token, first come first served. */
+  private readonly queue: Waiter[] = [];
   private timer: unknown;
 
   constructor(limit: RateLimit, clock: BucketClock = systemBucketClock) {
@@ -93,15 +72,13 @@ export class TokenBucket {
   }
 
   /**
-   * Resolves when the caller may send one request: at once while tokens are left and nobody in its lane
-   * or a lane before it waits, else in turn. An aborted signal takes the caller out of the line and
-   * rejects with its reason.
+   * Resolves when the caller may send one request: at once while tokens are left and nobody waits,
+   * else in turn. An aborted signal takes the caller out of the line and rejects with its reason.
    */
-  take(signal?: AbortSignal, lane: Lane = 'normal'): Promise<void> {
+  take(signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.reject(signal.reason as Error);
     this.refill();
-    const ahead = LANES.slice(0, LANES.indexOf(lane) + 1).some((l) => this.lines[l].length > 0);
-    if (!ahead && this.tokens >= WHOLE) {
+    if (this.queue.length === 0 && this.tokens >= WHOLE) {
       this.tokens -= 1;
       return Promise.resolve();
     }
@@ -112,24 +89,21 @@ export class TokenBucket {
           resolve();
         },
         onAbort: () => {
-          const line = this.lines[lane];
-          const at = line.indexOf(waiter);
-          if (at >= 0) line.splice(at, 1);
-          if (this.waiting() === 0) this.disarm();
+          const at = this.queue.indexOf(waiter);
+          if (at >= 0) this.queue.splice(at, 1);
+          if (this.queue.length === 0) this.disarm();
           reject(signal?.reason as Error);
         },
       };
       signal?.addEventListener('abort', waiter.onAbort, { once: true });
-      const armed = this.waiting() > 0;
-      this.lines[lane].push(waiter);
-      if (!armed) this.arm();
+      this.queue.push(waiter);
+      if (this.queue.length === 1) this.arm();
     });
   }
 
-  /** Requests waiting for a token now, in every lane or in one. */
-  waiting(lane?: Lane): number {
-    if (lane) return this.lines[lane].length;
-    return this.lines.urgent.length + this.lines.normal.length + this.lines.background.length;
+  /** Requests waiting for a token now. */
+  waiting(): number {
+    return this.queue.length;
   }
 
   private refill(): void {
@@ -153,13 +127,10 @@ export class TokenBucket {
   private release(): void {
     this.timer = undefined;
     this.refill();
-    for (const lane of LANES) {
-      const line = this.lines[lane];
-      while (line.length > 0 && this.tokens >= WHOLE) {
-        this.tokens -= 1;
-        line.shift()!.go();
-      }
+    while (this.queue.length > 0 && this.tokens >= WHOLE) {
+      this.tokens -= 1;
+      this.queue.shift()!.go();
     }
-    if (this.waiting() > 0) this.arm();
+    if (this.queue.length > 0) this.arm();
   }
 }

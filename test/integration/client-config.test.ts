@@ -14,7 +14,6 @@ import { readFileSync } from 'node:fs';
 import { apiError } from '../../src/k8s/api-error.js';
 import { configureClient, FencedWriteError, userAgent, VERSION } from '../../src/k8s/client-config.js';
 import { EventRecorder } from '../../src/k8s/events.js';
-import { inLane } from '../../src/k8s/rate-limiter.js';
 import { Informer } from '../../src/k8s/informer.js';
 import { NO_FAULTS, type FaultProxy } from '../../src/sandbox/faults/proxy.js';
 import { repoRoot } from '../../src/sandbox/repo.js';
@@ -158,33 +157,5 @@ describe('API client configuration (user agent, timeouts, write fence)', functio
     await create('let-through');
     const names = (await core.listNamespacedConfigMap({ namespace: ns })).items.map((c) => c.metadata?.name);
     expect(names).to.include('let-through').and.not.include('fenced');
-  });
-
-  it('sends requests queued by the rate limit by lane: a rollback first, then routine writes, Events last', async () => {
-    const cp = await sharedControlPlane();
-    const kc = cp.kubeConfig();
-    const ns = await testNamespace(kc, 'client-lanes');
-    // One request at once, then one every 400 ms: everything below queues, in the order asked.
-    configureClient(kc, { rateLimit: { qps: 2.5, burst: 1 } });
-    const core = kc.makeApiClient(CoreV1Api);
-    const done: string[] = [];
-    const create = (name: string) =>
-      core
-        .createNamespacedConfigMap({ namespace: ns, body: { metadata: { name } } })
-        .then(() => done.push(name));
-    const recorder = new EventRecorder(kc);
-    const writes = [
-      create('first'), // takes the one token
-      recorder
-        .record({ namespace: ns, name: 'web', uid: 'u1' }, 'Normal', 'RunStarted', 'started')
-        .then(() => done.push('event')),
-      create('routine-1'),
-      create('routine-2'),
-      inLane('urgent', () => create('rollback')),
-    ];
-    await Promise.all(writes);
-    expect(done).to.deep.equal(['first', 'rollback', 'routine-1', 'routine-2', 'event']);
-    const events = await core.listNamespacedEvent({ namespace: ns });
-    expect(events.items.map((e) => e.reason)).to.deep.equal(['RunStarted']);
   });
 });

@@ -3,13 +3,10 @@
 import { createClock, type Clock, type TimerId } from '@sinonjs/fake-timers';
 import { expect } from 'chai';
 import {
-  currentLane,
   DEFAULT_RATE_LIMIT,
-  inLane,
   rateLimitError,
   TokenBucket,
   type BucketClock,
-  type Lane,
 } from '../../src/k8s/rate-limiter.js';
 
 function bucketClock(clock: Clock, timers: { armed: number }): BucketClock {
@@ -136,42 +133,6 @@ describe('API rate limit (token bucket)', () => {
     abort.abort();
     await waiting;
     expect(clock.countTimers()).to.equal(0);
-  });
-
-  it('lets urgent waiters go before normal ones, and normal ones before background ones, each lane in order', async () => {
-    const bucket = new TokenBucket({ qps: 10, burst: 1 }, bucketClock(clock, timers));
-    await bucket.take();
-    const went: string[] = [];
-    const asked = (lane: Lane, name: string) => bucket.take(undefined, lane).then(() => went.push(name));
-    const all = [
-      asked('background', 'event 1'),
-      asked('normal', 'status 1'),
-      asked('background', 'event 2'),
-      asked('normal', 'status 2'),
-    ];
-    await clock.tickAsync(50);
-    // A rollback's write asks last and goes first, at the next token: not after the four before it.
-    all.push(asked('urgent', 'rollback'));
-    expect(bucket.waiting()).to.equal(5);
-    expect(bucket.waiting('background')).to.equal(2);
-    await clock.tickAsync(50);
-    expect(went).to.deep.equal(['rollback']);
-    await clock.tickAsync(400);
-    await Promise.all(all);
-    expect(went).to.deep.equal(['rollback', 'status 1', 'status 2', 'event 1', 'event 2']);
-    expect(clock.now).to.equal(500);
-  });
-
-  it('carries the lane of inLane through awaits and timers to the requests made there; normal elsewhere', async () => {
-    expect(currentLane()).to.equal('normal');
-    const seen = await inLane('urgent', async () => {
-      await Promise.resolve();
-      const inner = await new Promise<Lane>((resolve) => setImmediate(() => resolve(currentLane())));
-      const nested = await inLane('background', async () => currentLane());
-      return [inner, nested, currentLane()];
-    });
-    expect(seen).to.deep.equal(['urgent', 'background', 'urgent']);
-    expect(currentLane()).to.equal('normal');
   });
 
   it('refuses a limit that cannot work, naming the flag and the fix', () => {
