@@ -87,6 +87,9 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
   );
   const informerOpts = {
     onError: (err: unknown, retryInMs: number) => log.warn('watch failed; retrying', { err, retryInMs }),
+    // The server asked to wait (a 429; perch_kube_requests_total counts them by code): no failure.
+    onThrottled: (err: unknown, retryInMs: number) =>
+      log.debug('watch turned away by the API server (429); retrying', { err, retryInMs }),
   };
   // The caches keep what reconciles read: no managedFields or last-applied copies, Services as skeletons.
   const rollouts = new Informer<Rollout>(
@@ -138,6 +141,7 @@ export async function runController(opts: ControllerOptions): Promise<RunningCon
         { ...resource, namespace: ns },
         {
           transform: withoutBookkeeping,
+          onThrottled: informerOpts.onThrottled,
           onError: (err: unknown, retryInMs: number) => {
             // A version the cluster does not serve is reported on its Rollouts, not logged as a failure.
             if (informer?.state() !== 'notServed') informerOpts.onError(err, retryInMs);

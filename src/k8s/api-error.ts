@@ -67,3 +67,31 @@ export function describeApiError(err: unknown, doing: string): Error {
   const a = apiError(err);
   return new Error(`${doing}: ${a.code ? `${a.code} ${a.reason}: ` : ''}${a.message}`);
 }
+
+/**
+ * Whether the server answered 429 Too Many Requests (API Priority and Fairness turning a request away, a
+ * watch cache still initializing): the server asking to wait, not a failure. A ListWatch's list answers
+ * with an ApiException (`code`), its watch with an Error carrying `statusCode`.
+ */
+export function isTooManyRequests(err: unknown): boolean {
+  const e = err as { code?: unknown; statusCode?: unknown } | undefined;
+  return e?.code === 429 || e?.statusCode === 429;
+}
+
+/**
+ * The wait a 429 asks for, in ms: its Retry-After header (seconds), else the Status body's
+ * details.retryAfterSeconds; undefined when the answer names none or is not a 429.
+ */
+export function retryAfterMs(err: unknown): number | undefined {
+  if (!isTooManyRequests(err)) return undefined;
+  const e = err as { headers?: Record<string, unknown>; body?: unknown };
+  const header = Object.entries(e.headers ?? {}).find(([name]) => name.toLowerCase() === 'retry-after')?.[1];
+  const details = (parseBody(e.body) as { details?: { retryAfterSeconds?: unknown } }).details;
+  for (const given of [header, details?.retryAfterSeconds]) {
+    // Seconds only: an HTTP-date Retry-After, which kube-apiserver never sends, falls through.
+    const seconds =
+      typeof given === 'number' || (typeof given === 'string' && given.trim() !== '') ? Number(given) : NaN;
+    if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  }
+  return undefined;
+}

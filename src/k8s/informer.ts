@@ -12,6 +12,7 @@ import {
   type KubernetesListObject,
   type KubernetesObject,
 } from '@kubernetes/client-node';
+import { isTooManyRequests, retryAfterMs } from './api-error.js';
 
 export interface ResourceRef {
   /** "v1" or "group/version". */
@@ -30,6 +31,12 @@ export interface InformerOptions<T extends KubernetesObject = KubernetesObject> 
   maxBackoffMs?: number;
   /** Told about each error before the restart is scheduled (logging, metrics). */
   onError?: (err: unknown, retryInMs: number) => void;
+  /**
+   * Told, in place of onError, when the server answered 429: it asked to wait (API Priority and Fairness,
+   * or a watch cache still initializing after a CRD was created or changed), which is no failure. The
+   * restart waits at least the Retry-After it gave. Without this handler a 429 goes to onError.
+   */
+  onThrottled?: (err: unknown, retryInMs: number) => void;
   /**
    * What the cache keeps of each object, applied to listed and watched objects before they are stored or
    * handed to handlers (src/k8s/slim.ts). It must keep metadata's name, namespace and resourceVersion.
@@ -64,6 +71,8 @@ export interface InformerStats {
   lists: number;
   /** Restarts after an error. */
   restarts: number;
+  /** Of the errors, the 429 answers: the server asked to wait. */
+  throttled: number;
 }
 
 type Handler<T> = (obj: T) => void;
@@ -93,7 +102,7 @@ export class Informer<T extends KubernetesObject> {
   private stopped = true;
   private syncedResolve: (() => void) | undefined;
   private readonly syncedPromise: Promise<void>;
-  readonly stats: InformerStats = { lists: 0, restarts: 0 };
+  readonly stats: InformerStats = { lists: 0, restarts: 0, throttled: 0 };
   private servedState: ServedState = 'unknown';
   private readonly stateHandlers: ((state: ServedState) => void)[] = [];
 
@@ -213,9 +222,16 @@ export class Informer<T extends KubernetesObject> {
       this.setState('notServed');
       (this.listWatch as unknown as { resourceVersion: string }).resourceVersion = '';
     }
-    const delay = Math.min(this.maxBackoffMs, this.initialBackoffMs * 2 ** this.consecutiveErrors);
+    const backoff = this.initialBackoffMs * 2 ** this.consecutiveErrors;
     this.consecutiveErrors++;
-    this.opts.onError?.(err, delay);
+    // A 429 waits as long as the server asked, within maxBackoffMs: sooner would only be turned away again.
+    const throttled = isTooManyRequests(err);
+    const delay = Math.min(
+      this.maxBackoffMs,
+      throttled ? Math.max(backoff, retryAfterMs(err) ?? 0) : backoff,
+    );
+    if (throttled) this.stats.throttled++;
+    ((throttled && this.opts.onThrottled) || this.opts.onError)?.(err, delay);
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (this.stopped) return;

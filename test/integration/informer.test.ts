@@ -13,7 +13,7 @@ import { withoutBookkeeping } from '../../src/k8s/slim.js';
 import { waitFor } from '../../src/sandbox/wait.js';
 import type { ControlPlane } from '../../src/sandbox/control-plane/index.js';
 import { advanceRevision, compact } from '../../src/sandbox/control-plane/etcd-admin.js';
-import type { FaultProxy } from '../../src/sandbox/faults/proxy.js';
+import { NO_FAULTS, type FaultProxy } from '../../src/sandbox/faults/proxy.js';
 import { sharedControlPlane, testNamespace } from '../support/control-plane.js';
 import { proxyInFront } from '../support/fault-proxy.js';
 import { EventLog } from '../support/events.js';
@@ -143,6 +143,61 @@ describe('informer against the real API server', function () {
       expect(new URL(w.path, 'https://x').searchParams.get('resourceVersion')).to.match(/^\d+$/);
     expect(informer.stats.lists, 'a cut watch resumes without a relist').to.equal(1);
     expect(log.seen.filter(is('update', 'kept')).map((e) => e.canary)).to.deep.equal([10, 20, 30]);
+  });
+
+  it('waits out a 429 as long as its Retry-After asks, telling onThrottled, not onError', async () => {
+    // What kube-apiserver answers while a CRD's watch cache (re)initializes: 429 with Retry-After: 1.
+    const { proxy, kubeConfig: viaProxy } = await proxyInFront(cp, {
+      ...NO_FAULTS,
+      error429: 1,
+      retryAfterSeconds: 1,
+    });
+    proxies.push(proxy);
+    const ns = await testNamespace(kc, 'informer-429');
+    await splitClient(kc).create(trafficSplit(ns, 'web', 0));
+    const errors: unknown[] = [];
+    const throttles: number[] = [];
+    let twice: () => void = () => {};
+    let failed: (err: unknown) => void = () => {};
+    const waitedOutTwice = new Promise<void>((resolve, reject) => {
+      twice = resolve;
+      failed = reject;
+    });
+    const informer = new Informer<TrafficSplit>(
+      viaProxy,
+      { ...TS_REF, namespace: ns },
+      {
+        initialBackoffMs: 50,
+        maxBackoffMs: 5_000,
+        onError: (err) => {
+          errors.push(err);
+          failed(new Error(`a 429 went to onError: ${String(err)}`));
+        },
+        onThrottled: (_err, retryInMs) => {
+          if (throttles.push(retryInMs) === 2) twice();
+        },
+      },
+    );
+    informers.push(informer);
+    const log = record(informer);
+    const synced = informer.start();
+    await waitedOutTwice;
+    proxy.spec.error429 = 0;
+    await synced;
+    await log.find(is('add', 'web'));
+
+    expect(errors).to.deep.equal([]);
+    // Without Retry-After the backoff from 50 ms would have tried again after 50, 100, 200 ms.
+    expect(throttles.slice(0, 2)).to.deep.equal([1000, 1000]);
+    expect(informer.stats.throttled).to.equal(throttles.length);
+    // Each read turned away (discovery or the list) was tried again only after the second it was asked to wait.
+    const reads = proxy.records().filter((r) => r.method === 'GET' && !r.watch);
+    expect(reads.filter((r) => r.fault === '429').length).to.equal(throttles.length);
+    reads.forEach((r, i) => {
+      const next = reads[i + 1];
+      if (r.fault === '429' && next)
+        expect(next.at - r.at, `read ${i + 1} came after the wait`).to.be.at.least(990);
+    });
   });
 
   it('keeps every change across a kube-apiserver restart', async () => {

@@ -45,6 +45,7 @@ export interface FaultProxyOptions {
 
 export interface FaultProxy {
   url: string;
+  /** The spec in force: a field changed here changes the faults of the requests that follow. */
   spec: FaultSpec;
   /** What happened to each request, in arrival order. */
   records(): FaultRecord[];
@@ -87,7 +88,7 @@ export function decideFault(spec: FaultSpec, index: number, method: string): Fau
   return 'none';
 }
 
-function statusBody(code: number, reason: string, message: string): string {
+function statusBody(code: number, reason: string, message: string, details?: object): string {
   return JSON.stringify({
     kind: 'Status',
     apiVersion: 'v1',
@@ -95,6 +96,7 @@ function statusBody(code: number, reason: string, message: string): string {
     status: 'Failure',
     message,
     reason,
+    ...(details && { details }),
     code,
   });
 }
@@ -106,7 +108,7 @@ const FAULT_ANSWERS: Record<Exclude<Fault, 'none'>, { code: number; reason: stri
 };
 
 export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultProxy> {
-  const spec = opts.spec ?? NO_FAULTS;
+  const spec = { ...(opts.spec ?? NO_FAULTS) }; // its own copy: tests change it live, through FaultProxy.spec
   const target = new URL(opts.target);
   const upstreamTls = target.protocol === 'https:';
   const agent = upstreamTls ? new Agent({ keepAlive: true, ca: opts.caPem }) : undefined;
@@ -192,7 +194,13 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       events.emit('response', record, code);
       res.writeHead(code, headers);
       res.end(
-        statusBody(code, reason, `perch fault proxy: injected ${code} (seed ${spec.seed}, request ${index})`),
+        statusBody(
+          code,
+          reason,
+          `perch fault proxy: injected ${code} (seed ${spec.seed}, request ${index})`,
+          // As kube-apiserver's own 429s: the wait in the body's details as well as in Retry-After.
+          fault === '429' ? { retryAfterSeconds: spec.retryAfterSeconds } : undefined,
+        ),
       );
     };
     const hold = holds.findIndex((h) => h.match(method, record.path));

@@ -121,18 +121,27 @@ export async function startMesh(kc: KubeConfig, opts: MeshOptions = {}): Promise
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
   let stopped = false;
 
+  /**
+   * One watch's informer options: a failure is reported as "<kind> watch failed" unless `quiet` says it
+   * is told otherwise; a 429 (the server asking to wait, as while a new CRD's watch cache initializes) is
+   * waited out, not reported.
+   */
+  const watchOptions = (kind: string, quiet: () => boolean = () => false): InformerOptions => ({
+    onThrottled: () => {},
+    ...opts.informer,
+    onError: (err, retryInMs) => {
+      opts.informer?.onError?.(err, retryInMs);
+      if (quiet()) return;
+      onError(new Error(`${kind} watch failed, retrying in ${retryInMs} ms: ${asError(err).message}`));
+    },
+  });
+
   const gatewayAPI = opts.gatewayAPI ?? true;
   const services = gatewayAPI
     ? new Informer<KubernetesObject>(
         kc,
         { apiVersion: 'v1', kind: 'Service', plural: 'services', namespace: opts.namespace },
-        {
-          ...opts.informer,
-          onError: (err, retryInMs) => {
-            opts.informer?.onError?.(err, retryInMs);
-            onError(new Error(`Service watch failed, retrying in ${retryInMs} ms: ${asError(err).message}`));
-          },
-        },
+        watchOptions('Service'),
       )
     : undefined;
   const serviceExists = (namespace: string, name: string) => services?.get(name, namespace) !== undefined;
@@ -246,13 +255,7 @@ export async function startMesh(kc: KubeConfig, opts: MeshOptions = {}): Promise
       plural: TRAFFICSPLIT_PLURAL,
       namespace: opts.namespace,
     },
-    {
-      ...opts.informer,
-      onError: (err, retryInMs) => {
-        opts.informer?.onError?.(err, retryInMs);
-        onError(new Error(`TrafficSplit watch failed, retrying in ${retryInMs} ms: ${asError(err).message}`));
-      },
-    },
+    watchOptions('TrafficSplit'),
   );
   informer
     .onAdd(onSplit)
@@ -262,7 +265,7 @@ export async function startMesh(kc: KubeConfig, opts: MeshOptions = {}): Promise
       if (applied) announce(applied);
     });
 
-  const httpRoutes = gatewayAPI
+  const httpRoutes: Informer<KubernetesObject> | undefined = gatewayAPI
     ? new Informer<KubernetesObject>(
         kc,
         {
@@ -271,17 +274,8 @@ export async function startMesh(kc: KubeConfig, opts: MeshOptions = {}): Promise
           plural: HTTPROUTE_PLURAL,
           namespace: opts.namespace,
         },
-        {
-          ...opts.informer,
-          onError: (err, retryInMs) => {
-            opts.informer?.onError?.(err, retryInMs);
-            // Said once, on the state change below, rather than at every retry.
-            if (httpRoutes?.state() === 'notServed') return;
-            onError(
-              new Error(`HTTPRoute watch failed, retrying in ${retryInMs} ms: ${asError(err).message}`),
-            );
-          },
-        },
+        // Not served is said once, on the state change below, rather than at every retry.
+        watchOptions('HTTPRoute', () => httpRoutes?.state() === 'notServed'),
       )
     : undefined;
   const statusWriter = new RouteStatusWriter(kc, {
