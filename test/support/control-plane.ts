@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startControlPlane, type ControlPlane } from '../../src/sandbox/control-plane/index.js';
+import { auditLogFiles } from '../../src/sandbox/control-plane/kube-apiserver.js';
 
 let shared: Promise<ControlPlane> | undefined;
 let auditDir: string | undefined;
@@ -45,16 +46,21 @@ export interface AuditEvent {
   requestObject?: unknown;
 }
 
-/** Every complete line of an audit log (the last one may still be being written). */
+/**
+ * Every complete line of an audit log, oldest first: the backups kube-apiserver rotated out at 100 MB
+ * (kubernetes#136478), then the live file, whose last line may still be being written.
+ */
 export function readAuditLog(file: string): AuditEvent[] {
-  if (!existsSync(file)) return [];
   const events: AuditEvent[] = [];
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (line.trim() === '') continue;
-    try {
-      events.push(JSON.parse(line) as AuditEvent);
-    } catch {
-      // A line the API server is still writing.
+  for (const part of auditLogFiles(file)) {
+    if (!existsSync(part)) continue;
+    for (const line of readFileSync(part, 'utf8').split('\n')) {
+      if (line.trim() === '') continue;
+      try {
+        events.push(JSON.parse(line) as AuditEvent);
+      } catch {
+        // A line the API server is still writing.
+      }
     }
   }
   return events;

@@ -15,6 +15,7 @@ import {
   type AuditEvent,
 } from '../../bench/audit-tally.js';
 import { auditLogFiles } from '../../src/sandbox/control-plane/kube-apiserver.js';
+import { readAuditLog as readSuiteAuditLog } from '../support/control-plane.js';
 
 const FLAGGER = 'flagger/v0.0.0 (linux/amd64) kubernetes/$Format';
 const PERCH = 'perch-controller/0.1.0 (linux/x64) abc';
@@ -157,6 +158,8 @@ describe('bench audit tally', () => {
       const verbs: string[] = [];
       expect(await readAuditLog(file, (e) => verbs.push(e.verb ?? ''))).to.equal(3);
       expect(verbs).to.deep.equal(['create', 'patch', 'get']);
+      // The tests' own reader (test/support) reads the same, so a rotation never hides a test's requests.
+      expect(readSuiteAuditLog(file).map((e) => e.verb)).to.deep.equal(['create', 'patch', 'get']);
       const t = await tallyAuditFile(file, userAgentOf('flagger'), windows);
       expect(t.run).to.deep.include({ total: 3, writes: 2, reads: 1 });
     } finally {
