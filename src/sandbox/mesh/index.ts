@@ -123,8 +123,8 @@ export async function startMesh(kc: KubeConfig, opts: MeshOptions = {}): Promise
 
   /**
    * One watch's informer options: a failure is reported as "<kind> watch failed" unless `quiet` says it
-   * is told otherwise; a 429 (the server asking to wait, as while a new CRD's watch cache initializes) is
-   * waited out, not reported.
+   * is reported another way; a 429 (the server asking to wait, as while a new CRD's watch cache
+   * initializes) is waited out, not reported.
    */
   const watchOptions = (kind: string, quiet: () => boolean = () => false): InformerOptions => ({
     onThrottled: () => {},
